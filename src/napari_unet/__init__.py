@@ -1,0 +1,48 @@
+"""napari-unet: train and use U-Nets on microscopy images, in napari or headless.
+
+The core (this package minus ``_widgets``, ``_writer``, ``_sample_data``) never imports napari or Qt.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .augment import AugmentConfig
+from .bundle import Model, new_model
+from .errors import InputError, ModelFileError, NapariUNetError, TrainingError
+from .io import load_model, read_image, save_model, write_labels
+from .model import PRESETS, UNet, UNetConfig
+from .normalize import Normalization
+from .objects import ObjectConfig
+from .predict import PredictConfig, Segmentation, iter_segment, predict_probabilities, segment
+from .progress import drain
+from .train import TrainConfig, TrainProgress, fit
+
+__all__ = [
+    "PRESETS",
+    "AugmentConfig",
+    "InputError",
+    "Model",
+    "ModelFileError",
+    "NapariUNetError",
+    "Normalization",
+    "ObjectConfig",
+    "PredictConfig",
+    "Segmentation",
+    "TrainConfig",
+    "TrainProgress",
+    "TrainingError",
+    "UNet",
+    "UNetConfig",
+    "__version__",
+    "drain",
+    "fit",
+    "iter_segment",
+    "load_model",
+    "new_model",
+    "predict_probabilities",
+    "read_image",
+    "save_model",
+    "segment",
+    "write_labels",
+]

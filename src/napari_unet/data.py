@@ -1,0 +1,250 @@
+"""Training data from images and sparse annotations: checks, normalisation, validation split, patch sampling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import losses
+from .errors import InputError, TrainingError
+from .layout import infer_layout, to_planes
+from .normalize import Normalization
+
+
+@dataclass
+class TrainingPlane:
+    """One annotated 2D plane: normalised image (C, H, W), training and validation labels, weight map."""
+
+    image: np.ndarray
+    labels: np.ndarray
+    val_labels: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass
+class TrainingData:
+    """Annotated planes ready for training, with indices of the painted pixels for patch sampling."""
+
+    planes: list[TrainingPlane]
+    n_classes: int
+    class_weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        self._painted: list[np.ndarray] = []
+        for value in range(1, self.n_classes + 1):
+            where = [
+                np.column_stack([np.full(len(ys), i), ys, xs])
+                for i, plane in enumerate(self.planes)
+                for ys, xs in [np.nonzero(plane.labels == value)]
+            ]
+            stacked = np.concatenate(where) if where else np.empty((0, 3), dtype=np.int64)
+            if len(stacked):
+                self._painted.append(stacked)
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the images."""
+        return self.planes[0].image.shape[0]
+
+    @property
+    def labelled_pixels(self) -> int:
+        """Pixels painted for training (validation pixels excluded)."""
+        return int(sum((p.labels > 0).sum() for p in self.planes))
+
+    @property
+    def validation_pixels(self) -> int:
+        """Pixels held out for validation."""
+        return int(sum((p.val_labels > 0).sum() for p in self.planes))
+
+    def sample_batch(
+        self,
+        batch_size: int,
+        window: int,
+        output: int,
+        rng: np.random.Generator,
+        painted_fraction: float = 0.9,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cut a batch of square windows; most are placed so that a painted pixel falls in the output.
+
+        Parameters
+        ----------
+        batch_size : int
+            Windows in the batch.
+        window : int
+            Side length of the windows (the network input plus a margin for augmentation).
+        output : int
+            Side length of the network output, centred in the window.
+        rng : numpy.random.Generator
+            Source of randomness.
+        painted_fraction : float
+            Share of windows centred near a painted pixel (each class equally often); the rest are
+            placed uniformly.
+
+        Returns
+        -------
+        images, labels, weights : numpy.ndarray
+            (B, C, window, window) float32, (B, window, window) int64, (B, window, window) float32.
+            Outside the plane, images are mirrored and labels unlabelled.
+
+        """
+        images = np.empty((batch_size, self.in_channels, window, window), dtype=np.float32)
+        labels = np.zeros((batch_size, window, window), dtype=np.int64)
+        weights = np.zeros((batch_size, window, window), dtype=np.float32)
+        jitter = max(output // 2 - 1, 0)
+        for b in range(batch_size):
+            if self._painted and rng.random() < painted_fraction:
+                pixels = self._painted[rng.integers(len(self._painted))]
+                p, cy, cx = pixels[rng.integers(len(pixels))]
+                cy += rng.integers(-jitter, jitter + 1)
+                cx += rng.integers(-jitter, jitter + 1)
+            else:
+                p = rng.integers(len(self.planes))
+                h, w = self.planes[p].labels.shape
+                cy, cx = rng.integers(h), rng.integers(w)
+            plane = self.planes[p]
+            top, left = int(cy) - window // 2, int(cx) - window // 2
+            images[b] = _window(plane.image, top, left, window, "reflect")
+            labels[b] = _window(plane.labels, top, left, window, "constant")
+            weights[b] = _window(plane.weights, top, left, window, "constant")
+        return images, labels, weights
+
+
+def _window(array: np.ndarray, top: int, left: int, size: int, mode: str) -> np.ndarray:
+    """A size x size window of the last two axes starting at (top, left), padded where it leaves the array."""
+    h, w = array.shape[-2:]
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + size, h), min(left + size, w)
+    inner = array[..., y0:y1, x0:x1]
+    if inner.shape[-2:] == (size, size):
+        return inner
+    pads = [(0, 0)] * (array.ndim - 2) + [(y0 - top, top + size - y1), (x0 - left, left + size - x1)]
+    if mode == "reflect" and min(inner.shape[-2:]) > 0:
+        return np.pad(inner, pads, mode="reflect") if min(inner.shape[-2:]) > 1 else np.pad(inner, pads, "edge")
+    return np.pad(inner, pads, mode="constant")
+
+
+def check_annotation(annotation: np.ndarray, expected_shape: tuple[int, ...], n_classes: int) -> np.ndarray:
+    """Validate an annotation array and return it as uint8/uint16 labels.
+
+    Raises
+    ------
+    InputError
+        On a shape mismatch, negative or non-integer values, or values beyond the model's classes.
+
+    """
+    ann = np.asarray(annotation)
+    if ann.shape != tuple(expected_shape):
+        raise InputError(
+            f"the annotation has shape {ann.shape} but the image has {tuple(expected_shape)}; "
+            "paint the annotation on a labels layer of the image's size"
+        )
+    if ann.dtype == bool:
+        ann = ann.astype(np.uint8)
+    if not np.issubdtype(ann.dtype, np.integer):
+        if not np.all(np.isfinite(ann)) or not np.all(ann == np.round(ann)):
+            raise InputError("the annotation holds non-integer values; it must be a label image")
+    if ann.size and ann.min() < 0:
+        raise InputError("the annotation holds negative values; use 0 for unlabelled, 1 for background")
+    top = int(ann.max()) if ann.size else 0
+    if top > n_classes:
+        raise InputError(
+            f"the annotation uses class {top} but the model knows classes 1..{n_classes} "
+            f"(1 background, 2..{n_classes} objects); add the class to the model or repaint"
+        )
+    return ann.astype(np.uint8 if n_classes < 255 else np.uint16)
+
+
+def split_validation(
+    labels: np.ndarray, fraction: float, rng: np.random.Generator, block: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out painted pixels for validation, in whole blocks so that they are not next to training pixels.
+
+    Blocks are drawn at random until ``fraction`` of the painted pixels are held out; a class never
+    loses all of its pixels to validation.
+
+    Returns
+    -------
+    train, val : numpy.ndarray
+        Labels for training and for validation (each 0 where the other is painted).
+
+    """
+    val = np.zeros_like(labels)
+    if fraction <= 0:
+        return labels.copy(), val
+    train = labels.copy()
+    total = int((labels > 0).sum())
+    h, w = labels.shape
+    blocks = [
+        (y, x) for y in range(0, h, block) for x in range(0, w, block) if labels[y : y + block, x : x + block].any()
+    ]
+    held = 0
+    for index in rng.permutation(len(blocks)):
+        if held >= fraction * total:
+            break
+        y, x = blocks[index]
+        cell = train[y : y + block, x : x + block]
+        values, counts = np.unique(cell[cell > 0], return_counts=True)
+        remaining = {v: int((train == v).sum()) for v in values}
+        if any(remaining[v] - c <= 0 for v, c in zip(values, counts, strict=True)):
+            continue
+        val[y : y + block, x : x + block] = cell
+        held += int((cell > 0).sum())
+        cell[...] = 0
+    return train, val
+
+
+def prepare_training_data(
+    images: Sequence[np.ndarray],
+    annotations: Sequence[np.ndarray],
+    in_channels: int,
+    n_classes: int,
+    normalization: Normalization,
+    *,
+    val_fraction: float = 0.1,
+    class_balance: bool = True,
+    border_w0: float = 10.0,
+    border_sigma: float = 5.0,
+    channel_axis: int | None = None,
+    seed: int = 0,
+) -> TrainingData:
+    """Check, normalise and split image/annotation pairs into annotated training planes.
+
+    Raises
+    ------
+    InputError
+        If an image or annotation is unusable.
+    TrainingError
+        If nothing is painted, or fewer than two classes are.
+
+    """
+    if len(images) != len(annotations):
+        raise InputError(f"{len(images)} images but {len(annotations)} annotations; give one per image")
+    rng = np.random.default_rng(seed)
+    raw: list[tuple[np.ndarray, np.ndarray]] = []
+    for image, annotation in zip(images, annotations, strict=True):
+        layout = infer_layout(np.shape(image), in_channels, channel_axis)
+        ann = check_annotation(annotation, layout.spatial_shape, n_classes)
+        ann_planes = ann.reshape(-1, *ann.shape[-2:])
+        painted = [i for i in range(len(ann_planes)) if ann_planes[i].any()]
+        if not painted:
+            continue
+        normed = normalization.apply(to_planes(np.asarray(image), layout))
+        raw.extend((normed[i], ann_planes[i]) for i in painted)
+    values = sorted({int(v) for _, ann in raw for v in np.unique(ann) if v > 0})
+    if not values:
+        raise TrainingError("nothing is painted: paint background (1) and at least one object class (2) first")
+    if len(values) < 2:
+        raise TrainingError(
+            f"only class {values[0]} is painted; paint background (1) and at least one object class too"
+        )
+    planes = []
+    for image, ann in raw:
+        train, val = split_validation(ann, val_fraction, rng)
+        planes.append(TrainingPlane(image=image, labels=train, val_labels=val, weights=np.empty(0)))
+    class_weights = losses.class_frequency_weights([p.labels for p in planes], n_classes) if class_balance else None
+    for plane in planes:
+        plane.weights = losses.weight_map(plane.labels, class_weights, border_w0, border_sigma)
+    weights = class_weights if class_weights is not None else np.ones(n_classes + 1, np.float32)
+    return TrainingData(planes=planes, n_classes=n_classes, class_weights=weights)

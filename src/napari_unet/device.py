@@ -1,0 +1,92 @@
+"""Choice of compute device (CUDA, then Apple MPS, then CPU), its precision, and releasing its memory."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from .errors import InputError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """The torch device for ``name``: "auto" picks CUDA, then MPS, then the CPU.
+
+    Raises
+    ------
+    InputError
+        If the device is unknown or not available on this machine.
+
+    """
+    base = name.split(":")[0]
+    if base not in DEVICES:
+        raise InputError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    if base == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' asked for but no CUDA GPU is available; use --device cpu")
+    if base == "mps" and not torch.backends.mps.is_available():
+        raise InputError("device 'mps' asked for but Apple MPS is not available; use --device cpu")
+    return torch.device(name)
+
+
+def describe(device: torch.device) -> str:
+    """A short human-readable name: the GPU model, or the CPU with its thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """Mixed-precision dtype for ``device``: bfloat16 where supported, float16 otherwise, None on the CPU."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return None
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """Autocast context for mixed precision on GPUs; a no-op on the CPU or when disabled."""
+    dtype = autocast_dtype(device)
+    if not enabled or dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def release(device: torch.device) -> None:
+    """Return cached GPU memory to the driver so other programs (and napari) can use it."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes of memory free for a job on ``device`` (for the CPU, a fixed 2 GiB budget)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return 2 << 30
+
+
+@contextlib.contextmanager
+def on_device(module: torch.nn.Module, device: torch.device, channels_last: bool = False) -> Iterator[None]:
+    """Move a module to ``device`` for the duration of a job and back to the CPU afterwards."""
+    module.to(device)
+    if channels_last and device.type == "cuda":
+        module.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        module.to("cpu", memory_format=torch.contiguous_format)
+        release(device)

@@ -1,0 +1,234 @@
+"""Files: model files (weights and metadata, written atomically, loaded safely), label TIFFs, images."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+import torch
+
+from . import __version__
+from .bundle import Model
+from .errors import InputError, ModelFileError
+from .model import UNet, UNetConfig
+from .normalize import Normalization
+
+MODEL_FORMAT = "napari-unet model"
+#: Bumped when a model file written by this version cannot be read by older ones.
+FORMAT_VERSION = 1
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy")
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
+    """Write a file through a temporary name in the same folder, then rename it into place.
+
+    ``write`` receives the temporary path. A crash or a full disk leaves any earlier file intact and
+    no half-written file behind.
+
+    Raises
+    ------
+    InputError
+        If the file exists and ``overwrite`` is false, or the folder does not exist or is not writable.
+
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise InputError(f"{target} exists already; choose another name or allow overwriting")
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {target}: the folder {folder} does not exist")
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    except OSError as error:
+        raise InputError(f"cannot write to {folder}: {error.strerror or error}") from error
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise InputError(f"could not write {target}: {error.strerror or error}") from error
+        raise
+    return target
+
+
+def model_metadata(model: Model) -> dict[str, Any]:
+    """Everything but the weights, as plain JSON-compatible values."""
+    return {
+        "format": MODEL_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "architecture": model.config.to_dict(),
+        "class_names": list(model.class_names),
+        "normalization": model.normalization.to_dict(),
+        "channel_layout": {"in_channels": model.in_channels},
+        "history": model.history,
+    }
+
+
+def save_model(model: Model, path: str | os.PathLike, overwrite: bool = False, half: bool = False) -> Path:
+    """Save weights and metadata to one file, atomically.
+
+    Parameters
+    ----------
+    model : Model
+        The model to save.
+    path : str or path
+        Destination (conventionally ``*.pt``).
+    overwrite : bool
+        Replace an existing file.
+    half : bool
+        Store floating-point weights as float16 (half the size; loaded back as float32).
+
+    """
+    state = {
+        k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
+        for k, v in model.net.state_dict().items()
+    }
+    payload = {"metadata": json.dumps(model_metadata(model)), "state_dict": state}
+    return atomic_write(path, lambda temporary: torch.save(payload, temporary), overwrite=overwrite)
+
+
+def _read_payload(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Metadata and weights of a model file, without ever executing code from it."""
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged archive can fail in the unpickler with almost any exception type
+        raise ModelFileError(f"{path} is not a napari-unet model file, or it is truncated or corrupted") from error
+    if not isinstance(payload, dict) or "metadata" not in payload or "state_dict" not in payload:
+        raise ModelFileError(f"{path} is a PyTorch file but not a napari-unet model")
+    try:
+        metadata = json.loads(payload["metadata"])
+    except (TypeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{path}: the model's metadata is corrupted") from error
+    if metadata.get("format") != MODEL_FORMAT:
+        raise ModelFileError(f"{path} is a PyTorch file but not a napari-unet model")
+    version = metadata.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} was written by napari-unet {metadata.get('package_version', '?')}, newer than this one "
+            f"({__version__}); upgrade with: pip install -U napari-unet"
+        )
+    return metadata, payload["state_dict"]
+
+
+def load_model(path: str | os.PathLike) -> Model:
+    """Load a model file written by :func:`save_model`.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, truncated, not a model, from a newer version, or inconsistent.
+
+    """
+    path = Path(path)
+    metadata, state = _read_payload(path)
+    try:
+        config = UNetConfig.from_dict(metadata["architecture"])
+        net = UNet(config)
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        model = Model(
+            net=net,
+            class_names=tuple(metadata["class_names"]),
+            normalization=Normalization.from_dict(metadata["normalization"]),
+            history=list(metadata.get("history", [])),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise ModelFileError(f"{path}: the model file is inconsistent ({error})") from error
+    net.eval()
+    return model
+
+
+def default_axes(ndim: int) -> str:
+    """ImageJ axis letters for a label array of ``ndim`` dimensions (YX, ZYX, TZYX)."""
+    if not 2 <= ndim <= 4:
+        raise InputError(f"label images must have 2 to 4 dimensions, not {ndim}")
+    return "TZYX"[4 - ndim :]
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray, axes: str | None = None, overwrite: bool = False) -> Path:
+    """Write a label image as a TIFF that Fiji opens with the right dimensions, atomically.
+
+    uint16 when the largest label fits (an ImageJ hyperstack), uint32 otherwise (a plain TIFF with the
+    axes in its description, which Fiji reads as 32-bit).
+
+    Parameters
+    ----------
+    path : str or path
+        Destination ``.tif`` file.
+    labels : numpy.ndarray
+        Non-negative integer labels, 2D to 4D.
+    axes : str, optional
+        Axis letters (default YX, ZYX or TZYX by dimension).
+    overwrite : bool
+        Replace an existing file.
+
+    """
+    array = np.asarray(labels)
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
+        raise InputError(f"labels must be integers, not {array.dtype}")
+    if array.size and array.min() < 0:
+        raise InputError("labels must not be negative")
+    axes = axes or default_axes(array.ndim)
+    if len(axes) != array.ndim:
+        raise InputError(f"axes {axes!r} do not match a {array.ndim}D label image")
+    top = int(array.max()) if array.size else 0
+    if top <= np.iinfo(np.uint16).max:
+        data, options = array.astype(np.uint16), {"imagej": True, "metadata": {"axes": axes}}
+    else:
+        data, options = array.astype(np.uint32), {"metadata": {"axes": axes}}
+    return atomic_write(path, lambda temporary: tifffile.imwrite(temporary, data, **options), overwrite=overwrite)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image (TIFF, PNG, JPEG, BMP or ``.npy``) into a numpy array.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, of an unknown kind, truncated or not an image.
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError(f"{path}: unknown image type {suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
+    try:
+        if suffix in (".tif", ".tiff"):
+            array = tifffile.imread(path)
+        elif suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        else:
+            from skimage import io as skio
+
+            array = skio.imread(path)
+    except Exception as error:  # readers raise many types for a bad file; all mean the same to the user
+        raise InputError(f"cannot read {path} as an image: {error}") from error
+    array = np.asarray(array)
+    if array.ndim < 2 or array.size == 0:
+        raise InputError(f"cannot read {path} as an image: it holds no 2D image (shape {array.shape})")
+    return array
+
+
+def write_probabilities(path: str | os.PathLike, probabilities: np.ndarray, overwrite: bool = False) -> Path:
+    """Write class probabilities (K, *spatial) as a float32 ImageJ hyperstack with one channel per class."""
+    array = np.moveaxis(np.asarray(probabilities, dtype=np.float32), 0, -3)
+    axes = {3: "CYX", 4: "ZCYX", 5: "TZCYX"}.get(array.ndim)
+    if axes is None:
+        raise InputError(f"cannot write {array.ndim - 1}D probabilities as a TIFF")
+    options = {"imagej": True, "metadata": {"axes": axes}}
+    return atomic_write(path, lambda temporary: tifffile.imwrite(temporary, array, **options), overwrite=overwrite)

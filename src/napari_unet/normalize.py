@@ -1,0 +1,73 @@
+"""Percentile normalisation of input images, stored with the model so prediction matches training."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+#: Percentiles are estimated on at most this many pixels per channel (a regular subsample).
+MAX_SAMPLES = 1 << 22
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Map the ``low`` and ``high`` percentiles of each channel of an image to 0 and 1.
+
+    Percentiles are computed per image (over all its planes) and per channel, which makes a model robust
+    to different exposure times and bit depths. NaN and infinite values are ignored when estimating the
+    percentiles and become 0 in the output.
+
+    Parameters
+    ----------
+    low, high : float
+        Percentiles mapped to 0 and 1 (values outside are not clipped).
+
+    """
+
+    low: float = 1.0
+    high: float = 99.8
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low < self.high <= 100.0:
+            raise ValueError(f"need 0 <= low < high <= 100, got low={self.low}, high={self.high}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form, for model files."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Normalization:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**values)
+
+    def percentiles(self, channel: np.ndarray) -> tuple[float, float]:
+        """The low and high percentile values of one channel, ignoring non-finite pixels."""
+        flat = np.asarray(channel).reshape(-1)
+        if flat.size > MAX_SAMPLES:
+            flat = flat[:: int(np.ceil(flat.size / MAX_SAMPLES))]
+        flat = flat.astype(np.float64, copy=False)
+        finite = flat[np.isfinite(flat)]
+        if finite.size == 0:
+            return 0.0, 1.0
+        lo, hi = np.percentile(finite, [self.low, self.high])
+        return float(lo), float(hi)
+
+    def apply(self, planes: np.ndarray) -> np.ndarray:
+        """Normalise an array of shape (P, C, H, W), channel by channel over all planes.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 array of the same shape.
+
+        """
+        out = np.empty(planes.shape, dtype=np.float32)
+        for c in range(planes.shape[1]):
+            lo, hi = self.percentiles(planes[:, c])
+            scale = 1.0 / (hi - lo) if hi > lo else 1.0
+            np.subtract(planes[:, c], lo, out=out[:, c], casting="unsafe")
+            out[:, c] *= scale
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        return out

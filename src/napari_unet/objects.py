@@ -1,0 +1,119 @@
+"""From class probabilities to classes, and from classes to objects (one id per object)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.morphology import h_maxima
+from skimage.segmentation import watershed
+
+
+@dataclass(frozen=True)
+class ObjectConfig:
+    """How object masks become individual objects.
+
+    Parameters
+    ----------
+    split : bool
+        Split touching objects of one class with a watershed of the distance to the background, on top
+        of the background gaps the network predicts between them.
+    split_depth : float
+        How much deeper (in pixels of distance) a centre must be than the neck joining it to its
+        neighbour for the two to be split; larger values split less.
+    smoothing : float
+        Gaussian smoothing (pixels) of the distance map before looking for centres.
+    min_size : int
+        Objects smaller than this many pixels are dropped.
+
+    """
+
+    split: bool = True
+    split_depth: float = 2.0
+    smoothing: float = 1.0
+    min_size: int = 16
+
+
+def probabilities_to_classes(probabilities: np.ndarray) -> np.ndarray:
+    """Most probable class per pixel: 0 for the background, otherwise the class's annotation value.
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray
+        (K, ...) class probabilities, channel 0 the background, channel k annotation value k + 1.
+
+    Returns
+    -------
+    numpy.ndarray of uint8
+        The spatial shape of the input.
+
+    """
+    channel = np.argmax(probabilities, axis=0)
+    classes = (channel + 1).astype(np.uint8)
+    classes[channel == 0] = 0
+    return classes
+
+
+def split_mask(mask: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, int]:
+    """Label a 2D binary mask into objects, splitting touching ones at the necks between them."""
+    if not config.split:
+        labels, n = ndimage.label(mask)
+        return labels, n
+    distance = ndimage.distance_transform_edt(mask)
+    if config.smoothing > 0:
+        distance = ndimage.gaussian_filter(distance, config.smoothing)
+    markers, n = ndimage.label(h_maxima(distance, config.split_depth) & mask)
+    labels = watershed(-distance, markers, mask=mask)
+    # components without a marker (thin slivers) keep an id of their own
+    orphans, n_orphans = ndimage.label(mask & (labels == 0))
+    labels[orphans > 0] = orphans[orphans > 0] + n
+    return labels, n + n_orphans
+
+
+def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Drop objects under ``min_size`` pixels and renumber the rest 1..n."""
+    sizes = np.bincount(labels.reshape(-1))
+    keep = sizes >= min_size
+    keep[0] = False
+    lookup = np.zeros(len(sizes), dtype=np.int64)
+    lookup[keep] = np.arange(1, keep.sum() + 1)
+    return lookup[labels]
+
+
+def plane_objects(classes: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, int]:
+    """Objects of one 2D class map: every object class separately, ids 1..n across classes."""
+    out = np.zeros(classes.shape, dtype=np.uint32)
+    count = 0
+    for value in np.unique(classes[classes > 0]):
+        labels, _ = split_mask(classes == value, config)
+        labels = remove_small(labels, config.min_size)
+        inside = labels > 0
+        out[inside] = labels[inside] + count
+        count += int(labels.max())
+    return out, count
+
+
+def classes_to_objects(classes: np.ndarray, config: ObjectConfig = ObjectConfig()) -> np.ndarray:
+    """One id per object over a whole class map (2D or a stack of planes); ids are unique across planes.
+
+    Parameters
+    ----------
+    classes : numpy.ndarray
+        Output of :func:`probabilities_to_classes`.
+    config : ObjectConfig
+        Splitting and size filtering.
+
+    Returns
+    -------
+    numpy.ndarray of uint32
+
+    """
+    flat = classes.reshape(-1, *classes.shape[-2:])
+    out = np.zeros(flat.shape, dtype=np.uint32)
+    count = 0
+    for i, plane in enumerate(flat):
+        labels, n = plane_objects(plane, config)
+        out[i] = np.where(labels > 0, labels + count, 0)
+        count += n
+    return out.reshape(classes.shape)

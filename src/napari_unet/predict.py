@@ -1,0 +1,147 @@
+"""Prediction: tiled class probabilities for images of any layout, then classes and objects."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import device as devices
+from . import geometry
+from .bundle import Model
+from .layout import from_planes, infer_layout, to_planes
+from .objects import ObjectConfig, classes_to_objects, probabilities_to_classes
+from .progress import drain
+from .tiling import BatchPredictor, TileGeometry, TileProgress, predict_tiled
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Settings of a prediction.
+
+    Parameters
+    ----------
+    tile : int
+        Largest input tile side in pixels; 0 picks one from the free memory of the device.
+    batch_size : int
+        Tiles per network call; 0 picks one for the device.
+    device : str
+        "auto", "cpu", "cuda" or "mps".
+    amp : bool
+        Mixed precision on GPUs.
+    objects : ObjectConfig
+        How classes become objects.
+
+    """
+
+    tile: int = 0
+    batch_size: int = 0
+    device: str = "auto"
+    amp: bool = True
+    objects: ObjectConfig = field(default_factory=ObjectConfig)
+
+
+@dataclass
+class Segmentation:
+    """Result of :func:`segment` for one image.
+
+    Attributes
+    ----------
+    classes : numpy.ndarray
+        Spatial shape of the image; 0 background, k the object class painted with value k.
+    objects : numpy.ndarray or None
+        One id per object (0 background), unique over the whole image.
+    probabilities : numpy.ndarray
+        (K, *spatial shape) class probabilities, channel 0 the background.
+
+    """
+
+    classes: np.ndarray
+    objects: np.ndarray | None
+    probabilities: np.ndarray
+
+
+def batch_predictor(
+    net: torch.nn.Module, device: torch.device, amp: bool = True, channels_last: bool = True
+) -> BatchPredictor:
+    """Wrap a network (already on ``device``, in eval mode) as numpy batch -> softmax probabilities."""
+    use_channels_last = channels_last and device.type == "cuda"
+
+    def predict_batch(batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+        if use_channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), devices.autocast(device, amp):
+            probs = torch.softmax(net(x).float(), dim=1)
+        return probs.cpu().numpy()
+
+    return predict_batch
+
+
+def auto_tile_and_batch(model: Model, device: torch.device, amp: bool) -> tuple[int, int]:
+    """A tile size and batch size that fit the free memory of ``device``."""
+    cfg = model.config
+    if device.type == "cpu":
+        budget, batch = 1 << 30, 1
+    else:
+        budget, batch = devices.free_memory(device) * 0.5, 4
+    bytes_per = 2 if amp and devices.autocast_dtype(device) is not None else 4
+    tile = geometry.tile_for_memory(
+        budget, cfg.depth, cfg.base_filters, batch_size=batch, bytes_per_element=bytes_per, largest=2140
+    )
+    return tile, batch
+
+
+def predict_probabilities(
+    model: Model,
+    image: np.ndarray,
+    config: PredictConfig = PredictConfig(),
+    channel_axis: int | None = None,
+) -> Generator[TileProgress, None, np.ndarray]:
+    """Class probabilities of every pixel, tile by tile; yields progress, returns (K, *spatial shape).
+
+    The image may be 2D, a stack or time series (planes predicted one by one), or multichannel with a
+    channel axis; it is normalised as the model was trained.
+    """
+    layout = infer_layout(np.shape(image), model.in_channels, channel_axis)
+    planes = model.normalization.apply(to_planes(np.asarray(image), layout))
+    device = devices.select_device(config.device)
+    tile, batch = auto_tile_and_batch(model, device, config.amp)
+    tile, batch = config.tile or tile, config.batch_size or batch
+    geom = TileGeometry(model.config.depth, model.config.padding)
+    was_training = model.net.training
+    model.net.eval()
+    try:
+        with devices.on_device(model.net, device, channels_last=True):
+            predictor = batch_predictor(model.net, device, config.amp)
+            probs = yield from predict_tiled(predictor, planes, model.n_classes, geom, tile, batch)
+    finally:
+        model.net.train(was_training)
+    return np.moveaxis(from_planes(probs, layout), -3, 0)
+
+
+def iter_segment(
+    model: Model,
+    image: np.ndarray,
+    config: PredictConfig = PredictConfig(),
+    objects: bool = True,
+    channel_axis: int | None = None,
+) -> Generator[TileProgress, None, Segmentation]:
+    """Segment an image: probabilities, then classes, then (optionally) objects; yields tile progress."""
+    probabilities = yield from predict_probabilities(model, image, config, channel_axis)
+    classes = probabilities_to_classes(probabilities)
+    instances = classes_to_objects(classes, config.objects) if objects else None
+    return Segmentation(classes=classes, objects=instances, probabilities=probabilities)
+
+
+def segment(
+    model: Model,
+    image: np.ndarray,
+    config: PredictConfig = PredictConfig(),
+    objects: bool = True,
+    channel_axis: int | None = None,
+) -> Segmentation:
+    """Segment an image in one call (see :func:`iter_segment` for a version that reports progress)."""
+    return drain(iter_segment(model, image, config, objects, channel_axis))

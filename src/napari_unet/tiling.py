@@ -1,0 +1,195 @@
+"""The overlap-tile strategy: exact tiled prediction of images of any size with a valid-convolution network.
+
+With valid convolutions every output pixel sees its whole context in the input tile, and a tiled pass
+equals one pass over the whole mirror-padded image as long as tiles start on the pooling grid
+(multiples of ``2**depth``). So tiles are cut from the mirrored image at aligned offsets, predicted in
+batches, and written straight into the result: no blending and no seams.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import geometry
+
+#: A batch of input tiles (B, C, h, w) float32 -> a batch of outputs (B, K, h_out, w_out).
+BatchPredictor = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    """Sizes that govern tiling for a network of a given depth and padding.
+
+    For "same" padding (an ablation of the paper's design) tiles are cut like for a valid network and
+    the network's output is centre-cropped by ``halo``; the result then only approximates a whole pass.
+    """
+
+    depth: int
+    padding: str = "valid"
+
+    @property
+    def halo(self) -> int:
+        """Context added on each side of an output tile."""
+        return geometry.halo(self.depth, "valid")
+
+    @property
+    def alignment(self) -> int:
+        """Tile offsets are multiples of this."""
+        return geometry.alignment(self.depth)
+
+    def output_size(self, tile: int) -> int:
+        """Output side length of an input tile."""
+        return tile - 2 * self.halo
+
+    def valid_tile(self, at_least: int) -> int:
+        """Smallest valid input tile of at least ``at_least`` pixels whose output spans an alignment step."""
+        if self.padding == "same":
+            size = max(at_least, 2 * self.halo + self.alignment)
+            return math.ceil(size / self.alignment) * self.alignment
+        size = max(at_least, geometry.smallest_tile(self.depth, "valid"))
+        return geometry.valid_input_size(size, self.depth, "valid")
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """Tiles along one axis: input tile length, output length, output offsets and mirror padding."""
+
+    tile: int
+    out: int
+    offsets: tuple[int, ...]
+    pad_before: int
+    pad_after: int
+
+
+@dataclass(frozen=True)
+class TileProgress:
+    """Progress record of a tiled prediction."""
+
+    done: int
+    total: int
+
+
+def plan_axis(length: int, tile: int, geom: TileGeometry) -> AxisPlan:
+    """Place tiles along an axis of ``length`` pixels with input tiles of at most ``tile`` pixels.
+
+    An axis shorter than one tile's output gets a single, smaller tile; otherwise tiles step by the
+    output size rounded down to the alignment, and the last tile is pulled back as far as alignment
+    allows so that little is computed beyond the image.
+    """
+    halo = geom.halo
+    tile = geom.valid_tile(tile)
+    if geom.output_size(tile) >= length:
+        tile = geom.valid_tile(length + 2 * halo)
+        offsets: tuple[int, ...] = (0,)
+    else:
+        out = geom.output_size(tile)
+        step = (out // geom.alignment) * geom.alignment
+        n = math.ceil((length - out) / step) + 1
+        last = min((n - 1) * step, math.ceil((length - out) / geom.alignment) * geom.alignment)
+        offsets = (*(k * step for k in range(n - 1)), last)
+    out = geom.output_size(tile)
+    pad_after = offsets[-1] + tile - halo - length
+    return AxisPlan(tile=tile, out=out, offsets=offsets, pad_before=halo, pad_after=pad_after)
+
+
+def mirror_pad(plane: np.ndarray, before: tuple[int, int], after: tuple[int, int]) -> np.ndarray:
+    """Mirror-pad the last two axes of a (C, H, W) array (the paper's extrapolation at the border)."""
+    widths = [(0, 0)] * (plane.ndim - 2) + [(before[0], after[0]), (before[1], after[1])]
+    return np.pad(plane, widths, mode="reflect")
+
+
+def center_crop_array(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre crop of the last two axes."""
+    top = (array.shape[-2] - height) // 2
+    left = (array.shape[-1] - width) // 2
+    return array[..., top : top + height, left : left + width]
+
+
+def _tile_jobs(n_planes: int, plan_y: AxisPlan, plan_x: AxisPlan) -> Iterator[tuple[int, int, int]]:
+    """(plane, y offset, x offset) of every tile, plane by plane, row by row."""
+    for p in range(n_planes):
+        for oy in plan_y.offsets:
+            for ox in plan_x.offsets:
+                yield p, oy, ox
+
+
+def count_tiles(shape: tuple[int, int], tile: int | tuple[int, int], geom: TileGeometry) -> int:
+    """Number of tiles one plane of ``shape`` is cut into."""
+    ty, tx = (tile, tile) if isinstance(tile, int) else tile
+    return len(plan_axis(shape[0], ty, geom).offsets) * len(plan_axis(shape[1], tx, geom).offsets)
+
+
+def predict_tiled(
+    predict_batch: BatchPredictor,
+    planes: np.ndarray,
+    n_outputs: int,
+    geom: TileGeometry,
+    tile: int | tuple[int, int] = 572,
+    batch_size: int = 4,
+    out: np.ndarray | None = None,
+) -> Generator[TileProgress, None, np.ndarray]:
+    """Predict every plane of ``planes`` (P, C, H, W) tile by tile; yields progress, returns (P, K, H, W).
+
+    Parameters
+    ----------
+    predict_batch : callable
+        Maps a float32 batch (B, C, h, w) to outputs (B, K, h_out, w_out); a larger output (as from a
+        "same"-padded network) is centre-cropped.
+    planes : numpy.ndarray
+        Normalised input planes.
+    n_outputs : int
+        K, the number of output channels.
+    geom : TileGeometry
+        Depth and padding of the network.
+    tile : int or (int, int)
+        Largest input tile (height, width); rounded up to a valid size, shrunk for small images.
+    batch_size : int
+        Tiles per call of ``predict_batch``.
+    out : numpy.ndarray, optional
+        Array of shape (P, K, H, W) to write into (float32 by default).
+
+    """
+    n_planes, _, height, width = planes.shape
+    ty, tx = (tile, tile) if isinstance(tile, int) else tile
+    plan_y, plan_x = plan_axis(height, ty, geom), plan_axis(width, tx, geom)
+    if out is None:
+        out = np.empty((n_planes, n_outputs, height, width), dtype=np.float32)
+    total = n_planes * len(plan_y.offsets) * len(plan_x.offsets)
+    padded: dict[int, np.ndarray] = {}
+    jobs = _tile_jobs(n_planes, plan_y, plan_x)
+    done = 0
+    yield TileProgress(0, total)
+    while done < total:
+        batch_jobs = [job for _, job in zip(range(batch_size), jobs, strict=False)]
+        for p in {job[0] for job in batch_jobs} - padded.keys():
+            padded[p] = mirror_pad(
+                planes[p], (plan_y.pad_before, plan_x.pad_before), (plan_y.pad_after, plan_x.pad_after)
+            )
+        batch = np.stack([padded[p][:, oy : oy + plan_y.tile, ox : ox + plan_x.tile] for p, oy, ox in batch_jobs])
+        result = center_crop_array(predict_batch(batch), plan_y.out, plan_x.out)
+        for (p, oy, ox), tile_out in zip(batch_jobs, result, strict=True):
+            h, w = min(plan_y.out, height - oy), min(plan_x.out, width - ox)
+            out[p, :, oy : oy + h, ox : ox + w] = tile_out[:, :h, :w]
+        last_plane = batch_jobs[-1][0]
+        for p in [p for p in padded if p != last_plane]:
+            del padded[p]
+        done += len(batch_jobs)
+        yield TileProgress(done, total)
+    return out
+
+
+def predict_whole(predict_batch: BatchPredictor, planes: np.ndarray, geom: TileGeometry) -> np.ndarray:
+    """One pass over each whole mirror-padded plane: the reference the tiled prediction must equal."""
+    n_planes, _, height, width = planes.shape
+    results = []
+    for p in range(n_planes):
+        th, tw = geom.valid_tile(height + 2 * geom.halo), geom.valid_tile(width + 2 * geom.halo)
+        after = (th - geom.halo - height, tw - geom.halo - width)
+        padded = mirror_pad(planes[p], (geom.halo, geom.halo), after)
+        result = center_crop_array(predict_batch(padded[None]), th - 2 * geom.halo, tw - 2 * geom.halo)
+        results.append(result[0, :, :height, :width])
+    return np.stack(results)

@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny models and small synthetic data so that core tests stay fast."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet import new_model
+from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture
+def tiny_model():
+    """A depth-2 U-Net with 4 base filters: fast on the CPU."""
+    return new_model("light", ["nucleus"], depth=2, base_filters=4, seed=0)
+
+
+@pytest.fixture
+def nuclei():
+    """A 128x128 synthetic nuclei image and its true objects."""
+    return synthetic_nuclei(SyntheticConfig(shape=(128, 128)), seed=3)
+
+
+@pytest.fixture
+def scribbled(nuclei):
+    """The synthetic image with a sparse annotation: object centres (2) and far background (1)."""
+    from scipy import ndimage
+
+    image, objects = nuclei
+    annotation = np.zeros(objects.shape, dtype=np.uint8)
+    inner = ndimage.binary_erosion(objects > 0, iterations=3)
+    annotation[inner] = 2
+    far = ndimage.distance_transform_edt(objects == 0) > 6
+    annotation[far & (np.indices(far.shape).sum(0) % 7 == 0)] = 1
+    return image, annotation, objects

@@ -1,0 +1,176 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unet import load_model, new_model, save_model
+from napari_unet.cli import main
+
+
+@pytest.fixture
+def files(tmp_path, scribbled):
+    image, annotation, _ = scribbled
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    tifffile.imwrite(tmp_path / "cells_labels.tif", annotation)
+    return tmp_path
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    return save_model(new_model("light", ["nucleus"], depth=2, base_filters=4, seed=0), tmp_path / "tiny.pt")
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("napari-unet: error: ")
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_train_then_predict_then_info(files, capsys):
+    code = main(
+        [
+            "train",
+            "--image",
+            str(files / "cells.tif"),
+            "--labels",
+            str(files / "cells_labels.tif"),
+            "--out",
+            str(files / "m.pt"),
+            "--steps",
+            "20",
+            "--preset",
+            "light",
+            "--device",
+            "cpu",
+            "--classes",
+            "nucleus",
+        ]
+    )
+    assert code == 0
+    model = load_model(files / "m.pt")
+    assert model.class_names == ("background", "nucleus") and model.trained_steps == 20
+    code = main(
+        [
+            "predict",
+            str(files / "m.pt"),
+            str(files / "cells.tif"),
+            "--out",
+            str(files / "out"),
+            "--objects",
+            "--probabilities",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    seg = tifffile.imread(files / "out" / "cells_segmentation.tif")
+    obj = tifffile.imread(files / "out" / "cells_objects.tif")
+    assert seg.shape == obj.shape == (128, 128)
+    assert (files / "out" / "cells_probabilities.tif").exists()
+    capsys.readouterr()
+    assert main(["info", str(files / "m.pt")]) == 0
+    assert "nucleus" in capsys.readouterr().out
+
+
+def test_fine_tune_from_init_and_folders(files, model_file):
+    images, labels = files / "imgs", files / "anns"
+    images.mkdir()
+    labels.mkdir()
+    (files / "cells.tif").rename(images / "cells.tif")
+    (files / "cells_labels.tif").rename(labels / "cells_labels.tif")
+    code = main(
+        [
+            "train",
+            "--image",
+            str(images),
+            "--labels",
+            str(labels),
+            "--init",
+            str(model_file),
+            "--out",
+            str(files / "tuned.pt"),
+            "--steps",
+            "5",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    assert load_model(files / "tuned.pt").trained_steps == 5
+    code = main(["predict", str(files / "tuned.pt"), str(images), "--out", str(files / "o"), "--device", "cpu"])
+    assert code == 0 and (files / "o" / "cells_segmentation.tif").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["train", "--image", "{d}/missing.tif", "--labels", "{d}/cells_labels.tif", "--out", "{d}/m.pt"],
+            "does not exist",
+        ),
+        (["train", "--image", "{d}/cells.tif", "--labels", "{d}/wrong.tif", "--out", "{d}/m.pt"], "shape"),
+        (["train", "--image", "{d}/cells.tif", "--labels", "{d}/empty.tif", "--out", "{d}/m.pt"], "nothing is painted"),
+        (
+            ["train", "--image", "{d}/cells.tif", "--labels", "{d}/cells_labels.tif", "--out", "{d}/exists.pt"],
+            "exists already",
+        ),
+        (
+            [
+                "train",
+                "--image",
+                "{d}/cells.tif",
+                "--labels",
+                "{d}/cells_labels.tif",
+                "--out",
+                "{d}/m.pt",
+                "--init",
+                "{d}/notes.txt",
+            ],
+            "not a napari-unet model",
+        ),
+        (["predict", "{d}/notes.txt", "{d}/cells.tif", "--out", "{d}/o"], "not a napari-unet model"),
+        (["predict", "{d}/model.pt", "{d}/notes.txt", "--out", "{d}/o"], "unknown image type"),
+        (["predict", "{d}/model.pt", "{d}/cells.tif", "--out", "{d}/o", "--device", "cuda"], "cuda"),
+        (["info", "{d}/nothing.pt"], "does not exist"),
+    ],
+)
+def test_errors_are_one_line_with_status_2(files, model_file, capsys, args, message):
+    if "cuda" in args and __import__("torch").cuda.is_available():
+        pytest.skip("CUDA is available here")
+    tifffile.imwrite(files / "wrong.tif", np.zeros((10, 10), np.uint8))
+    tifffile.imwrite(files / "empty.tif", np.zeros((128, 128), np.uint8))
+    (files / "exists.pt").write_bytes(b"precious")
+    (files / "notes.txt").write_text("not a model")
+    model_file.rename(files / "model.pt")
+    code = main([a.format(d=files) for a in args])
+    assert code == 2
+    assert message in _error_line(capsys)
+    assert (files / "exists.pt").read_bytes() == b"precious"
+    assert not (files / "m.pt").exists()
+    assert not list(files.glob(".*.part"))
+
+
+def test_predict_refuses_to_overwrite_outputs(files, model_file, capsys):
+    out = files / "o"
+    out.mkdir()
+    (out / "cells_segmentation.tif").write_bytes(b"mine")
+    code = main(["predict", str(model_file), str(files / "cells.tif"), "--out", str(out)])
+    assert code == 2 and "--overwrite" in _error_line(capsys)
+    assert (out / "cells_segmentation.tif").read_bytes() == b"mine"
+    assert main(["predict", str(model_file), str(files / "cells.tif"), "--out", str(out), "--overwrite"]) == 0
+    assert tifffile.imread(out / "cells_segmentation.tif").shape == (128, 128)
+
+
+def test_console_script_runs_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_unet.cli", "info", str(tmp_path / "x.pt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from napari_unet import PredictConfig, drain, iter_segment, new_model, predict_probabilities, segment
+from napari_unet.errors import InputError
+from napari_unet.tiling import TileProgress
+
+
+def test_probabilities_sum_to_one_and_have_the_image_shape(tiny_model):
+    image = np.random.default_rng(0).random((50, 70))
+    probs = drain(predict_probabilities(tiny_model, image))
+    assert probs.shape == (2, 50, 70)
+    np.testing.assert_allclose(probs.sum(0), 1, atol=1e-5)
+
+
+def test_tile_size_does_not_change_the_result(tiny_model):
+    image = np.random.default_rng(0).random((150, 170)).astype(np.float32)
+    a = segment(tiny_model, image, PredictConfig(tile=40, batch_size=3))
+    b = segment(tiny_model, image, PredictConfig(tile=400))
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("shape", "channels", "axis"),
+    [
+        ((3, 40, 50), 1, None),
+        ((2, 3, 40, 50), 1, None),
+        ((40, 50, 2), 2, None),
+        ((2, 40, 50), 2, 0),
+        ((40, 50, 3), 1, None),
+        ((1, 100000 // 50), 1, None),
+    ],
+)
+def test_layouts_give_outputs_of_the_spatial_shape(shape, channels, axis):
+    model = new_model("light", ["a", "b"], in_channels=channels, depth=1, base_filters=2, seed=0)
+    image = np.random.default_rng(0).random(shape)
+    result = segment(model, image, channel_axis=axis)
+    spatial = tuple(
+        s
+        for i, s in enumerate(shape)
+        if i != (axis if axis is not None else (len(shape) - 1 if len(shape) == 3 and shape[-1] in (2, 3) else -99))
+    )
+    assert result.classes.shape == spatial
+    assert result.objects.shape == spatial
+    assert result.probabilities.shape == (3, *spatial)
+    assert set(np.unique(result.classes)) <= {0, 2, 3}
+
+
+def test_progress_reports_every_tile(tiny_model):
+    image = np.zeros((300, 300))
+    records = []
+    drain(iter_segment(tiny_model, image, PredictConfig(tile=100, batch_size=2)), records.append)
+    assert all(isinstance(r, TileProgress) for r in records)
+    assert records[-1].done == records[-1].total > 4
+
+
+def test_wrong_channel_count_is_an_input_error(tiny_model):
+    with pytest.raises(InputError):
+        segment(tiny_model, np.zeros((40, 50, 2)), channel_axis=2)
+
+
+def test_model_is_left_on_cpu_in_eval_mode(tiny_model):
+    segment(tiny_model, np.zeros((40, 40)))
+    assert not tiny_model.net.training
+    assert next(tiny_model.net.parameters()).device.type == "cpu"
