@@ -159,7 +159,7 @@ def test_predict_refuses_to_overwrite_outputs(files, model_file, capsys):
     out.mkdir()
     (out / "cells_segmentation.tif").write_bytes(b"mine")
     code = main(["predict", str(model_file), str(files / "cells.tif"), "--out", str(out)])
-    assert code == 2 and "--overwrite" in _error_line(capsys)
+    assert code == 2 and "exists already" in _error_line(capsys)
     assert (out / "cells_segmentation.tif").read_bytes() == b"mine"
     assert main(["predict", str(model_file), str(files / "cells.tif"), "--out", str(out), "--overwrite"]) == 0
     assert tifffile.imread(out / "cells_segmentation.tif").shape == (128, 128)

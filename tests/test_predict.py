@@ -63,3 +63,51 @@ def test_model_is_left_on_cpu_in_eval_mode(tiny_model):
     segment(tiny_model, np.zeros((40, 40)))
     assert not tiny_model.net.training
     assert next(tiny_model.net.parameters()).device.type == "cpu"
+
+
+def test_prediction_leaves_a_network_where_it_was(tiny_model):
+    """A preview during training must not move the network off the training device."""
+    import torch
+
+    from napari_unet.device import on_device
+
+    net = tiny_model.net
+    with on_device(net, torch.device("cpu")):
+        assert next(net.parameters()).device.type == "cpu"
+    net.train()
+    segment(tiny_model, np.zeros((40, 40)))
+    assert net.training
+
+
+def test_out_of_memory_retries_with_smaller_batches_and_tiles(tiny_model, monkeypatch):
+    """Simulated GPU memory exhaustion: a batch above one tile or a tile above 100 px fails."""
+    import torch
+
+    real_forward = tiny_model.net.forward
+
+    def forward(x):
+        if x.shape[0] > 1 or x.shape[-1] > 100:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(x)
+
+    monkeypatch.setattr(tiny_model.net, "forward", forward)
+    records = []
+    image = np.random.default_rng(0).random((150, 150))
+    probs = drain(predict_probabilities(tiny_model, image, PredictConfig(tile=300, batch_size=4)), records.append)
+    messages = [r.message for r in records if r.message]
+    assert len(messages) >= 3 and "GPU memory full" in messages[0]
+    monkeypatch.setattr(tiny_model.net, "forward", real_forward)
+    np.testing.assert_allclose(probs, drain(predict_probabilities(tiny_model, image)), atol=1e-5)
+
+
+def test_out_of_memory_at_the_smallest_size_is_reported(tiny_model, monkeypatch):
+    import torch
+
+    from napari_unet.errors import ResourceError
+
+    def forward(x):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(tiny_model.net, "forward", forward)
+    with pytest.raises(ResourceError, match="smallest tile"):
+        drain(predict_probabilities(tiny_model, np.zeros((50, 50)), PredictConfig(tile=100, batch_size=2)))

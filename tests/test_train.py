@@ -107,3 +107,22 @@ def test_fit_with_mixed_precision_on_gpu(scribbled):
     assert next(model.net.parameters()).device.type == "cpu"
     result = segment(model, image, objects=False)
     assert foreground_iou(objects, result.classes) > 0.6
+
+
+def test_out_of_memory_halves_the_batch_and_goes_on(tiny_model, scribbled, monkeypatch):
+    image, annotation, _ = scribbled
+    real_forward = tiny_model.net.forward
+
+    def forward(x):
+        if x.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(x)
+
+    monkeypatch.setattr(tiny_model.net, "forward", forward)
+    config = TrainConfig(steps=6, batch_size=8, patch_size=60, device="cpu")
+    records = list(fit(tiny_model, [image], [annotation], config))
+    assert [r.message for r in records if r.message.startswith("GPU")] == [
+        "GPU memory full: batch size lowered to 4",
+        "GPU memory full: batch size lowered to 2",
+    ]
+    assert records[-1].done and records[-1].step == 6 and records[-1].message == "finished"

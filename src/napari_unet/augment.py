@@ -44,7 +44,6 @@ class AugmentConfig:
         Largest offset added to the normalised grey values.
     noise : float
         Largest standard deviation of added Gaussian noise (normalised grey values).
-
     """
 
     strength: float = 1.0
@@ -184,7 +183,6 @@ def augment_batch(
     -------
     tuple of torch.Tensor
         Transformed images (float), labels (same dtype as given) and weights.
-
     """
     b, _, h, w = images.shape
     out_shape = out_shape or (h, w)

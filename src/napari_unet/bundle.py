@@ -30,7 +30,6 @@ class Model:
         Input normalisation applied before the network.
     history : list of dict
         One entry per training session (steps, final losses, device, date ...).
-
     """
 
     net: UNet
@@ -109,7 +108,6 @@ def new_model(
         Seed for the weight initialisation.
     **overrides
         Architecture fields to change (depth, base_filters, norm, padding, dropout).
-
     """
     names = tuple(class_names)
     if not names or BACKGROUND in names:

@@ -15,34 +15,18 @@ import torch
 from tqdm import tqdm
 
 from . import __version__
-from .bundle import Model, new_model
+from .batch import expand_images, segment_files
+from .bundle import new_model
 from .device import select_device
 from .errors import InputError, NapariUNetError
-from .io import IMAGE_SUFFIXES, load_model, read_image, save_model, write_labels, write_probabilities
+from .io import load_model, read_image, save_model
 from .model import PRESETS
-from .predict import PredictConfig, iter_segment
+from .predict import PredictConfig
 from .train import TrainConfig, fit, prepare
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 LABEL_SUFFIXES = ("", "_labels", "_label", "_annotation", "_annotations", "_mask")
-
-
-def expand_images(paths: Sequence[str]) -> list[Path]:
-    """Files as given, folders replaced by their image files (sorted by name)."""
-    found: list[Path] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not files:
-                raise InputError(f"the folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            found.extend(files)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise InputError(f"{path} does not exist")
-    return found
 
 
 def pair_annotations(images: list[Path], labels: list[Path], label_args: Sequence[str]) -> list[Path]:
@@ -116,7 +100,9 @@ def default_preset(device: str) -> str:
 def train_with_progress(job, config: TrainConfig) -> bool:
     """Drive a training generator with a progress bar; return True if interrupted with Ctrl-C."""
     total = config.steps if config.steps and not config.minutes else 1000
-    bar = tqdm(total=total, desc="training", unit="step" if total == config.steps else "‰", file=sys.stderr)
+    bar = tqdm(
+        total=total, desc="training", unit="step" if total == config.steps else "‰", file=sys.stderr, disable=None
+    )
     try:
         for record in job:
             done = record.step if total == config.steps else int(record.fraction * 1000)
@@ -135,59 +121,31 @@ def train_with_progress(job, config: TrainConfig) -> bool:
     return False
 
 
-def output_paths(images: list[Path], folder: Path, objects: bool, probabilities: bool) -> list[dict[str, Path]]:
-    """Output files of every input image; stems must be unique."""
-    stems = [p.stem for p in images]
-    duplicates = {s for s in stems if stems.count(s) > 1}
-    if duplicates:
-        raise InputError(f"several inputs are named {sorted(duplicates)[0]}; their outputs would collide")
-    kinds = ["segmentation"] + (["objects"] if objects else []) + (["probabilities"] if probabilities else [])
-    return [{k: folder / f"{p.stem}_{k}.tif" for k in kinds} for p in images]
-
-
 def run_predict(args: argparse.Namespace) -> int:
     """``napari-unet predict``."""
     select_device(args.device)
     model = load_model(args.model)
     images = expand_images(args.images)
-    folder = Path(args.out)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"--out {folder} is a file; give a folder")
-    outputs = output_paths(images, folder, args.objects, args.probabilities)
-    if not args.overwrite:
-        existing = [p for o in outputs for p in o.values() if p.exists()]
-        if existing:
-            raise InputError(f"{existing[0]} exists already; pass --overwrite or choose another --out")
-    folder.mkdir(parents=True, exist_ok=True)
     config = PredictConfig(tile=args.tile, batch_size=args.batch_size, device=args.device)
-    for path, out in tqdm(
-        list(zip(images, outputs, strict=True)), desc="images", unit="image", file=sys.stderr, disable=len(images) < 2
-    ):
-        segment_file(model, path, out, config, args)
-    print(f"segmented {len(images)} image(s) into {folder}", file=sys.stderr)
+    job = segment_files(
+        model, images, Path(args.out), args.objects, args.probabilities, args.overwrite, config, args.channel_axis
+    )
+    # bars only on a terminal (disable=None): logs and scripts get the one-line messages alone
+    images_bar = tqdm(
+        total=len(images), desc="images", unit="image", file=sys.stderr, disable=True if len(images) < 2 else None
+    )
+    tiles_bar = tqdm(desc="tiles", unit="tile", file=sys.stderr, leave=False, disable=None)
+    with images_bar, tiles_bar:
+        for record in job:
+            images_bar.update(record.done - images_bar.n)
+            if record.tile is not None:
+                tiles_bar.set_description(record.name)
+                tiles_bar.total = record.tile.total
+                tiles_bar.update(record.tile.done - tiles_bar.n)
+            else:
+                tiles_bar.reset()
+    print(f"segmented {len(images)} image(s) into {args.out}", file=sys.stderr)
     return 0
-
-
-def segment_file(
-    model: Model, path: Path, out: dict[str, Path], config: PredictConfig, args: argparse.Namespace
-) -> None:
-    """Segment one image file and write its outputs."""
-    image = read_image(path)
-    job = iter_segment(model, image, config, objects=args.objects, channel_axis=args.channel_axis)
-    with tqdm(desc=path.name, unit="tile", file=sys.stderr, leave=False) as bar:
-        while True:
-            try:
-                record = next(job)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            bar.total = record.total
-            bar.update(record.done - bar.n)
-    write_labels(out["segmentation"], result.classes, overwrite=args.overwrite)
-    if args.objects:
-        write_labels(out["objects"], result.objects, overwrite=args.overwrite)
-    if args.probabilities:
-        write_probabilities(out["probabilities"], result.probabilities, overwrite=args.overwrite)
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -87,7 +87,6 @@ class TrainingData:
         images, labels, weights : numpy.ndarray
             (B, C, window, window) float32, (B, window, window) int64, (B, window, window) float32.
             Outside the plane, images are mirrored and labels unlabelled.
-
         """
         images = np.empty((batch_size, self.in_channels, window, window), dtype=np.float32)
         labels = np.zeros((batch_size, window, window), dtype=np.int64)
@@ -132,7 +131,6 @@ def check_annotation(annotation: np.ndarray, expected_shape: tuple[int, ...], n_
     ------
     InputError
         On a shape mismatch, negative or non-integer values, or values beyond the model's classes.
-
     """
     ann = np.asarray(annotation)
     if ann.shape != tuple(expected_shape):
@@ -168,7 +166,6 @@ def split_validation(
     -------
     train, val : numpy.ndarray
         Labels for training and for validation (each 0 where the other is painted).
-
     """
     val = np.zeros_like(labels)
     if fraction <= 0:
@@ -217,7 +214,6 @@ def prepare_training_data(
         If an image or annotation is unusable.
     TrainingError
         If nothing is painted, or fewer than two classes are.
-
     """
     if len(images) != len(annotations):
         raise InputError(f"{len(images)} images but {len(annotations)} annotations; give one per image")

@@ -19,7 +19,6 @@ def select_device(name: str = "auto") -> torch.device:
     ------
     InputError
         If the device is unknown or not available on this machine.
-
     """
     base = name.split(":")[0]
     if base not in DEVICES:
@@ -81,12 +80,20 @@ def free_memory(device: torch.device) -> int:
 
 @contextlib.contextmanager
 def on_device(module: torch.nn.Module, device: torch.device, channels_last: bool = False) -> Iterator[None]:
-    """Move a module to ``device`` for the duration of a job and back to the CPU afterwards."""
+    """Run a job with ``module`` on ``device``, then put it back where it was.
+
+    A module that is already there (a network in the middle of training, asked for a preview) is left
+    alone; one brought over is moved back afterwards and the device's cached memory released.
+    """
+    home = next(module.parameters()).device
+    if home == device or (home.type == device.type and device.index is None):
+        yield
+        return
     module.to(device)
     if channels_last and device.type == "cuda":
         module.to(memory_format=torch.channels_last)
     try:
         yield
     finally:
-        module.to("cpu", memory_format=torch.contiguous_format)
+        module.to(home, memory_format=torch.contiguous_format)
         release(device)

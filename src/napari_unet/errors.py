@@ -17,3 +17,7 @@ class ModelFileError(NapariUNetError):
 
 class TrainingError(NapariUNetError):
     """Training cannot start or cannot go on (no annotations, diverging loss ...)."""
+
+
+class ResourceError(NapariUNetError):
+    """Not enough memory (or another resource) to do the job, even after trying smaller pieces."""

@@ -30,7 +30,6 @@ def output_size(input_size: int, depth: int, padding: str = "valid") -> int:
     ValueError
         If the size is not a valid input: every pooled feature map must have an even side length and
         the output must be at least one pixel.
-
     """
     if padding == "same":
         if input_size <= 0 or input_size % 2**depth:
@@ -80,7 +79,6 @@ def valid_input_size_at_most(at_most: int, depth: int, padding: str = "valid") -
     ------
     ValueError
         If no valid size is that small.
-
     """
     smallest = valid_input_size(1, depth, padding)
     if at_most < smallest:
@@ -175,7 +173,6 @@ def tile_for_memory(
     -------
     int
         A valid input side length, never smaller than :func:`smallest_tile`.
-
     """
     per_pixel = activation_elements(1, depth, base_filters, training) * bytes_per_element * batch_size
     side = int(math.sqrt(max(budget_bytes, 0.0) / per_pixel)) if per_pixel > 0 else largest

@@ -35,7 +35,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwri
     ------
     InputError
         If the file exists and ``overwrite`` is false, or the folder does not exist or is not writable.
-
     """
     target = Path(path)
     if target.exists() and not overwrite:
@@ -89,7 +88,6 @@ def save_model(model: Model, path: str | os.PathLike, overwrite: bool = False, h
         Replace an existing file.
     half : bool
         Store floating-point weights as float16 (half the size; loaded back as float32).
-
     """
     state = {
         k: (v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu())
@@ -131,7 +129,6 @@ def load_model(path: str | os.PathLike) -> Model:
     ------
     ModelFileError
         If the file is missing, truncated, not a model, from a newer version, or inconsistent.
-
     """
     path = Path(path)
     metadata, state = _read_payload(path)
@@ -174,7 +171,6 @@ def write_labels(path: str | os.PathLike, labels: np.ndarray, axes: str | None =
         Axis letters (default YX, ZYX or TZYX by dimension).
     overwrite : bool
         Replace an existing file.
-
     """
     array = np.asarray(labels)
     if not (np.issubdtype(array.dtype, np.integer) or array.dtype == bool):
@@ -199,7 +195,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     ------
     InputError
         If the file is missing, of an unknown kind, truncated or not an image.
-
     """
     path = Path(path)
     if not path.is_file():

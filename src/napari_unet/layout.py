@@ -21,7 +21,6 @@ class Layout:
         Axis holding the channels (non-negative), or None for a single-channel image.
     rgb_to_grey : bool
         Whether colour channels are averaged into one grey channel for a single-channel model.
-
     """
 
     shape: tuple[int, ...]
@@ -62,7 +61,6 @@ def infer_layout(shape: tuple[int, ...], in_channels: int, channel_axis: int | N
     ------
     InputError
         If the image is empty, has fewer than two spatial axes, or its channels do not match the model.
-
     """
     ndim = len(shape)
     if ndim < 2 or any(s == 0 for s in shape):
@@ -106,3 +104,17 @@ def from_planes(planes: np.ndarray, layout: Layout) -> np.ndarray:
     """Reshape per-plane results of shape (P, ..., H, W) back to the image's spatial shape."""
     extra = planes.shape[1:-2]
     return planes.reshape(*layout.plane_axes_shape, *extra, *planes.shape[-2:])
+
+
+def crop(
+    image: np.ndarray, layout: Layout, plane: tuple[int, ...], box: tuple[slice, slice]
+) -> tuple[np.ndarray, int | None]:
+    """One plane's region of an image, keeping its channels; returns the crop and its channel axis."""
+    spatial = [*plane, *box]
+    index: list[int | slice] = []
+    for axis in range(len(layout.shape)):
+        index.append(slice(None) if axis == layout.channel_axis else spatial.pop(0))
+    region = np.asarray(image)[tuple(index)]
+    if layout.channel_axis is None:
+        return region, None
+    return region, layout.channel_axis - sum(1 for a in range(layout.channel_axis) if isinstance(index[a], int))

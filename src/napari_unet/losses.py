@@ -30,7 +30,6 @@ def painted_objects(labels: np.ndarray) -> tuple[np.ndarray, int]:
         0 outside objects, 1..n inside.
     n : int
         Number of objects.
-
     """
     instances = np.zeros(labels.shape, dtype=np.int32)
     count = 0
@@ -57,7 +56,6 @@ def border_weights(labels: np.ndarray, w0: float = 10.0, sigma: float = 5.0) -> 
     -------
     numpy.ndarray of float32
         The term at every pixel labelled background, 0 elsewhere.
-
     """
     out = np.zeros(labels.shape, dtype=np.float32)
     if w0 <= 0:
@@ -101,7 +99,6 @@ def class_frequency_weights(label_arrays: Sequence[np.ndarray], n_classes: int) 
     -------
     numpy.ndarray of float32, shape (n_classes + 1,)
         Weight per annotation value; index 0 (unlabelled) is 0, absent classes get 0.
-
     """
     counts = np.zeros(n_classes + 1, dtype=np.float64)
     for labels in label_arrays:
@@ -130,7 +127,6 @@ def weight_map(
         Weight per annotation value (from :func:`class_frequency_weights`); None weighs classes equally.
     w0, sigma : float
         Border term (see :func:`border_weights`).
-
     """
     labels = np.asarray(labels)
     if class_weights is None:
@@ -158,7 +154,6 @@ def weighted_cross_entropy(
     -------
     torch.Tensor
         A scalar; 0 (with a gradient) if no pixel is labelled.
-
     """
     targets = labels.long() - 1
     labelled = targets >= 0

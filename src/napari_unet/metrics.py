@@ -19,7 +19,6 @@ class ObjectScores:
         Counts behind the scores.
     mean_matched_iou : float
         Mean IoU of the matched pairs.
-
     """
 
     f1: float

@@ -37,7 +37,6 @@ class UNetConfig:
         "valid" is the paper's unpadded convolution; "same" exists for ablations.
     dropout : float
         Dropout at the end of the contracting path (the paper uses it as implicit augmentation).
-
     """
 
     in_channels: int = 1
@@ -97,7 +96,6 @@ def preset(name: str, in_channels: int = 1, n_classes: int = 2) -> UNetConfig:
     ------
     ValueError
         If the preset is unknown.
-
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

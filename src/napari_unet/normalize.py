@@ -23,7 +23,6 @@ class Normalization:
     ----------
     low, high : float
         Percentiles mapped to 0 and 1 (values outside are not clipped).
-
     """
 
     low: float = 1.0
@@ -54,18 +53,30 @@ class Normalization:
         lo, hi = np.percentile(finite, [self.low, self.high])
         return float(lo), float(hi)
 
-    def apply(self, planes: np.ndarray) -> np.ndarray:
+    def ranges(self, planes: np.ndarray) -> list[tuple[float, float]]:
+        """The (low, high) percentile values of each channel of an array of shape (P, C, H, W)."""
+        return [self.percentiles(planes[:, c]) for c in range(planes.shape[1])]
+
+    def apply(self, planes: np.ndarray, ranges: list[tuple[float, float]] | None = None) -> np.ndarray:
         """Normalise an array of shape (P, C, H, W), channel by channel over all planes.
+
+        Parameters
+        ----------
+        planes : numpy.ndarray
+            The image as planes.
+        ranges : list of (float, float), optional
+            Percentile values to use instead of those of ``planes`` (for example those of the whole image
+            when ``planes`` is a crop of it).
 
         Returns
         -------
         numpy.ndarray
             float32 array of the same shape.
-
         """
+        ranges = ranges or self.ranges(planes)
         out = np.empty(planes.shape, dtype=np.float32)
         for c in range(planes.shape[1]):
-            lo, hi = self.percentiles(planes[:, c])
+            lo, hi = ranges[c]
             scale = 1.0 / (hi - lo) if hi > lo else 1.0
             np.subtract(planes[:, c], lo, out=out[:, c], casting="unsafe")
             out[:, c] *= scale

@@ -26,7 +26,6 @@ class ObjectConfig:
         Gaussian smoothing (pixels) of the distance map before looking for centres.
     min_size : int
         Objects smaller than this many pixels are dropped.
-
     """
 
     split: bool = True
@@ -47,7 +46,6 @@ def probabilities_to_classes(probabilities: np.ndarray) -> np.ndarray:
     -------
     numpy.ndarray of uint8
         The spatial shape of the input.
-
     """
     channel = np.argmax(probabilities, axis=0)
     classes = (channel + 1).astype(np.uint8)
@@ -107,7 +105,6 @@ def classes_to_objects(classes: np.ndarray, config: ObjectConfig = ObjectConfig(
     Returns
     -------
     numpy.ndarray of uint32
-
     """
     flat = classes.reshape(-1, *classes.shape[-2:])
     out = np.zeros(flat.shape, dtype=np.uint32)

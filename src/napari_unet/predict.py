@@ -11,6 +11,7 @@ import torch
 from . import device as devices
 from . import geometry
 from .bundle import Model
+from .errors import ResourceError
 from .layout import from_planes, infer_layout, to_planes
 from .objects import ObjectConfig, classes_to_objects, probabilities_to_classes
 from .progress import drain
@@ -33,7 +34,6 @@ class PredictConfig:
         Mixed precision on GPUs.
     objects : ObjectConfig
         How classes become objects.
-
     """
 
     tile: int = 0
@@ -55,7 +55,6 @@ class Segmentation:
         One id per object (0 background), unique over the whole image.
     probabilities : numpy.ndarray
         (K, *spatial shape) class probabilities, channel 0 the background.
-
     """
 
     classes: np.ndarray
@@ -94,19 +93,37 @@ def auto_tile_and_batch(model: Model, device: torch.device, amp: bool) -> tuple[
     return tile, batch
 
 
+def smaller_job(tile: int, batch: int, geom: TileGeometry) -> tuple[int, int]:
+    """Tile and batch sizes for a retry after running out of memory: half the batch, then half the tile.
+
+    Raises
+    ------
+    ResourceError
+        If the job is as small as it gets already.
+    """
+    if batch > 1:
+        return tile, batch // 2
+    smallest = geom.valid_tile(1)
+    if tile > smallest:
+        return max(geom.valid_tile(tile // 2), smallest), 1
+    raise ResourceError("out of GPU memory even with the smallest tile; close other GPU programs or use the CPU")
+
+
 def predict_probabilities(
     model: Model,
     image: np.ndarray,
     config: PredictConfig = PredictConfig(),
     channel_axis: int | None = None,
+    normalization_ranges: list[tuple[float, float]] | None = None,
 ) -> Generator[TileProgress, None, np.ndarray]:
     """Class probabilities of every pixel, tile by tile; yields progress, returns (K, *spatial shape).
 
     The image may be 2D, a stack or time series (planes predicted one by one), or multichannel with a
-    channel axis; it is normalised as the model was trained.
+    channel axis; it is normalised as the model was trained (with the percentile values
+    ``normalization_ranges`` if given, say those of the whole image when ``image`` is a crop of it).
     """
     layout = infer_layout(np.shape(image), model.in_channels, channel_axis)
-    planes = model.normalization.apply(to_planes(np.asarray(image), layout))
+    planes = model.normalization.apply(to_planes(np.asarray(image), layout), normalization_ranges)
     device = devices.select_device(config.device)
     tile, batch = auto_tile_and_batch(model, device, config.amp)
     tile, batch = config.tile or tile, config.batch_size or batch
@@ -116,7 +133,14 @@ def predict_probabilities(
     try:
         with devices.on_device(model.net, device, channels_last=True):
             predictor = batch_predictor(model.net, device, config.amp)
-            probs = yield from predict_tiled(predictor, planes, model.n_classes, geom, tile, batch)
+            while True:
+                try:
+                    probs = yield from predict_tiled(predictor, planes, model.n_classes, geom, tile, batch)
+                    break
+                except torch.OutOfMemoryError:
+                    devices.release(device)
+                    tile, batch = smaller_job(tile, batch, geom)
+                    yield TileProgress(0, 0, f"GPU memory full: retrying with tile {tile} and batch {batch}")
     finally:
         model.net.train(was_training)
     return np.moveaxis(from_planes(probs, layout), -3, 0)

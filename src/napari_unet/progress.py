@@ -17,7 +17,6 @@ def drain(job: Generator[Any, Any, R], on_progress: Callable[[Any], None] | None
         Yields progress records and returns a result.
     on_progress : callable, optional
         Called with every record (to drive a progress bar, for example).
-
     """
     while True:
         try:

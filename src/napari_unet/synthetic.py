@@ -35,7 +35,6 @@ class SyntheticConfig:
         Strength of the smooth uneven illumination.
     dark_objects : bool
         Dark nuclei on a bright background (inverted contrast).
-
     """
 
     shape: tuple[int, int] = (256, 256)
@@ -108,7 +107,6 @@ def synthetic_nuclei(config: SyntheticConfig = SyntheticConfig(), seed: int = 0)
         The fluorescence image.
     instances : numpy.ndarray of uint16
         0 background, 1..n one id per nucleus (touching nuclei share a border).
-
     """
     rng = np.random.default_rng(seed)
     instances, radius = _rasterise(config.shape, _place(config, rng))

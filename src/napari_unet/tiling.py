@@ -67,10 +67,11 @@ class AxisPlan:
 
 @dataclass(frozen=True)
 class TileProgress:
-    """Progress record of a tiled prediction."""
+    """Progress record of a tiled prediction (``message`` says when something had to change)."""
 
     done: int
     total: int
+    message: str = ""
 
 
 def plan_axis(length: int, tile: int, geom: TileGeometry) -> AxisPlan:
@@ -151,7 +152,6 @@ def predict_tiled(
         Tiles per call of ``predict_batch``.
     out : numpy.ndarray, optional
         Array of shape (P, K, H, W) to write into (float32 by default).
-
     """
     n_planes, _, height, width = planes.shape
     ty, tx = (tile, tile) if isinstance(tile, int) else tile

@@ -25,7 +25,6 @@ class Validation:
         Mean over object classes of the intersection over union of predicted and painted pixels.
     pixels : int
         Number of held-out pixels.
-
     """
 
     loss: float

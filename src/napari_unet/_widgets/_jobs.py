@@ -1,0 +1,114 @@
+"""Run the core's progress generators in napari thread workers, with a Stop that closes them cleanly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+import torch
+from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+
+from ..errors import NapariUNetError
+
+
+class JobError(Exception):
+    """An exception raised in a background job, carried to the GUI thread.
+
+    superqt treats a RuntimeError escaping a worker as "the worker was deleted" and drops it without
+    emitting ``finished``; wrapping every error in this class keeps failures visible.
+    """
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Stopped:
+    """Returned by a job that was stopped: ``result`` is what the job had when it stopped (may be None)."""
+
+    def __init__(self, result: Any = None) -> None:
+        self.result = result
+
+
+def user_message(error: BaseException) -> str:
+    """A message for a notification: the error's own text for expected problems, advice for the rest."""
+    error = error.error if isinstance(error, JobError) else error
+    if isinstance(error, NapariUNetError):
+        return str(error)
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return "out of memory: lower the tile size or batch size in the advanced settings, or use the CPU"
+    return f"unexpected error ({type(error).__name__}: {error}); please report it"
+
+
+def notify_error(error: BaseException) -> None:
+    """Show an error as a napari notification."""
+    show_error(user_message(error))
+
+
+def notify(message: str, warning: bool = False) -> None:
+    """Show a message as a napari notification."""
+    (show_warning if warning else show_info)(message)
+
+
+class BackgroundJob:
+    """A core generator running in a napari thread worker.
+
+    Parameters
+    ----------
+    make_job : callable
+        Called in the worker thread to create the generator (so that its set-up runs off the GUI thread).
+    on_progress : callable
+        Called on the GUI thread with every record the job yields.
+    on_done : callable
+        Called on the GUI thread with the job's result, or a :class:`Stopped` if it was stopped.
+    on_error : callable, optional
+        Called on the GUI thread with the error if the job failed (default: a notification).
+    on_finished : callable, optional
+        Called on the GUI thread last, whatever happened.
+    """
+
+    def __init__(
+        self,
+        make_job: Callable[[], Generator[Any, Any, Any]],
+        on_progress: Callable[[Any], None],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[BaseException], None] | None = None,
+        on_finished: Callable[[], None] | None = None,
+    ) -> None:
+        self._make_job = make_job
+        self._stop_requested = False
+        self.worker: GeneratorWorker = create_worker(self._run, _start_thread=False)
+        self.worker.yielded.connect(on_progress)
+        self.worker.returned.connect(on_done)
+        self.worker.errored.connect(on_error or notify_error)
+        if on_finished is not None:
+            self.worker.finished.connect(on_finished)
+        self.running = False
+        self.worker.started.connect(lambda: setattr(self, "running", True))
+        self.worker.finished.connect(lambda: setattr(self, "running", False))
+
+    def start(self) -> BackgroundJob:
+        """Start the worker thread."""
+        self.running = True
+        self.worker.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the job to stop after the current step; it is closed in its own thread and keeps its result."""
+        self._stop_requested = True
+
+    def _run(self) -> Generator[Any, None, Any]:
+        try:
+            job = self._make_job()
+            while True:
+                if self._stop_requested:
+                    job.close()
+                    return Stopped()
+                try:
+                    record = next(job)
+                except StopIteration as stop:
+                    return stop.value
+                yield record
+        except Exception as error:  # carried to the GUI thread, see JobError
+            raise JobError(error) from error

@@ -1,0 +1,114 @@
+"""Export: label TIFFs of one image's results, or segment a whole folder in the background."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import FileEdit
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QProgressBar, QPushButton, QWidget
+
+from ..batch import BatchProgress, expand_images, segment_files
+from ..errors import InputError
+from ..io import write_labels
+from ._base import PluginWidget
+from ._jobs import BackgroundJob, Stopped, notify, notify_error
+from ._layers import find_layer, output_name
+
+KINDS = ("segmentation", "objects")
+
+
+class ExportWidget(PluginWidget):
+    """Write an image's segmentation and objects as TIFFs, or segment and export a whole folder."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.image_picker = self.layer_picker("image", Image, exclude_suffixes=(" uncertainty",))
+        self.folder = FileEdit(mode="d", value=str(Path.home()))
+        self.add_row("to folder", self.folder.native)
+        self.overwrite = QCheckBox("overwrite existing files")
+        self.layout().addWidget(self.overwrite)
+        self.export_button = QPushButton("Export this image's segmentation and objects")
+        self.export_button.clicked.connect(lambda: self.export_image())
+        self.layout().addWidget(self.export_button)
+        self.source = FileEdit(mode="d", value=str(Path.home()))
+        self.add_row("batch: images in", self.source.native)
+        row = QHBoxLayout()
+        self.batch_button = QPushButton("Segment folder")
+        self.cancel_button = QPushButton("Cancel")
+        self.batch_button.clicked.connect(lambda: self.export_folder())
+        self.cancel_button.clicked.connect(self.cancel)
+        row.addWidget(self.batch_button)
+        row.addWidget(self.cancel_button)
+        self.layout().addLayout(row)
+        self.progress = QProgressBar()
+        self.layout().addWidget(self.progress)
+        self.status = self.status_label("")
+        self.job: BackgroundJob | None = None
+        self.cancel_button.setEnabled(False)
+
+    def export_image(self) -> list[Path]:
+        """Write "<image>_segmentation.tif" and "<image>_objects.tif" for the chosen image."""
+        image = self.image_picker.value
+        if image is None:
+            notify("choose an image", warning=True)
+            return []
+        folder = Path(str(self.folder.value))
+        written = []
+        try:
+            for kind in KINDS:
+                layer = find_layer(self.viewer, output_name(image.name, kind), Labels)
+                if layer is None:
+                    continue
+                path = folder / f"{image.name}_{kind}.tif"
+                written.append(write_labels(path, np.asarray(layer.data), overwrite=self.overwrite.isChecked()))
+        except InputError as error:
+            notify_error(error)
+            return written
+        if not written:
+            notify(f"'{image.name}' has no segmentation yet: press Segment first", warning=True)
+        else:
+            notify(f"wrote {', '.join(p.name for p in written)} to {folder}")
+        self.status.setText("\n".join(str(p) for p in written))
+        return written
+
+    def export_folder(self) -> BackgroundJob | None:
+        """Segment every image of the batch folder into the export folder, in the background."""
+        if self.session.model is None:
+            notify("there is no model yet: train one or load a model file", warning=True)
+            return None
+        model, source, target = self.session.model, Path(str(self.source.value)), Path(str(self.folder.value))
+        overwrite = self.overwrite.isChecked()
+        self.job = BackgroundJob(
+            lambda: segment_files(model, expand_images([source]), target, overwrite=overwrite),
+            on_progress=self._on_progress,
+            on_done=self._on_done,
+            on_finished=lambda: self._set_running(False),
+        )
+        self._set_running(True)
+        return self.job.start()
+
+    def cancel(self) -> None:
+        """Stop after the current tile; files already written stay."""
+        if self.job is not None:
+            self.job.stop()
+
+    def _set_running(self, running: bool) -> None:
+        self.batch_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def _on_progress(self, record: BatchProgress) -> None:
+        self.progress.setRange(0, record.total)
+        self.progress.setValue(record.done)
+        self.status.setText(f"{record.done} of {record.total} images done; now {record.name}")
+
+    def _on_done(self, result: list | Stopped) -> None:
+        message = (
+            "cancelled; finished images were written"
+            if isinstance(result, Stopped)
+            else (f"segmented {len(result)} images into {self.folder.value}")
+        )
+        notify(message)
+        self.status.setText(message)

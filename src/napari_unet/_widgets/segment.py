@@ -1,0 +1,179 @@
+"""Segment: tiled prediction in the background, written back as labels layers (updated in place)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from napari.layers import Image
+from qtpy.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QProgressBar, QPushButton, QSpinBox, QWidget
+
+from ..layout import crop, infer_layout
+from ..predict import PredictConfig, Segmentation, iter_segment
+from ..tiling import TileProgress
+from ._base import PluginWidget
+from ._jobs import BackgroundJob, Stopped, notify
+from ._layers import (
+    CHANNEL_CHOICES,
+    channel_axis_of,
+    class_colormap,
+    find_layer,
+    image_data,
+    output_name,
+    plane_index,
+    spatial_shape,
+    write_image,
+    write_labels,
+)
+
+SEGMENTATION, OBJECTS, UNCERTAINTY = "segmentation", "objects", "uncertainty"
+CLASS_COLOURS = ["#f2c12e", "#e0457b", "#4cc46a", "#9b59d0", "#ff8c1a", "#19c3c3", "#c8553d"]
+
+
+def uncertainty(probabilities: np.ndarray) -> np.ndarray:
+    """Normalised entropy of the class probabilities (K, ...): 0 certain, 1 undecided; paint where it is high."""
+    p = np.clip(probabilities, 1e-7, 1.0)
+    return (-(p * np.log(p)).sum(axis=0) / np.log(len(p))).astype(np.float32)
+
+
+class SegmentWidget(PluginWidget):
+    """Segment the current plane or the whole image with the current model, with progress and cancel."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.image_picker = self.layer_picker("image", Image, exclude_suffixes=(" uncertainty",))
+        self.channels = QComboBox()
+        self.channels.addItems(list(CHANNEL_CHOICES))
+        self.add_row("channels", self.channels)
+        self.scope = QComboBox()
+        self.scope.addItems(["current plane", "whole image"])
+        self.add_row("segment", self.scope)
+        self.objects = QCheckBox("objects (one id each)")
+        self.objects.setChecked(True)
+        self.layout().addWidget(self.objects)
+        self.uncertain = QCheckBox("uncertainty map (where to paint next)")
+        self.layout().addWidget(self.uncertain)
+        self.tile = QSpinBox()
+        self.tile.setRange(0, 8192)
+        self.tile.setToolTip("largest tile side in pixels; 0 = chosen from free memory")
+        self.add_row("tile size", self.tile)
+        row = QHBoxLayout()
+        self.segment_button = QPushButton("Segment")
+        self.cancel_button = QPushButton("Cancel")
+        self.segment_button.clicked.connect(lambda: self.segment())
+        self.cancel_button.clicked.connect(self.cancel)
+        row.addWidget(self.segment_button)
+        row.addWidget(self.cancel_button)
+        self.layout().addLayout(row)
+        self.progress = QProgressBar()
+        self.layout().addWidget(self.progress)
+        self.status = self.status_label("")
+        self.job: BackgroundJob | None = None
+        self._training = False
+        self.events.training_state.connect(self._training_changed)
+        self._set_running(False)
+
+    def _training_changed(self, running: bool) -> None:
+        self._training = running
+
+    def _set_running(self, running: bool) -> None:
+        self.segment_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    @property
+    def running(self) -> bool:
+        """Whether a segmentation is in progress."""
+        return self.job is not None and self.job.running
+
+    def segment(self) -> BackgroundJob | None:
+        """Segment in the background; the results replace the previous ones of this image."""
+        image, model = self.image_picker.value, self.session.model
+        if image is None:
+            notify("open an image to segment", warning=True)
+            return None
+        if model is None:
+            notify("there is no model yet: train one (Train widget) or load a model file", warning=True)
+            return None
+        if self._training:
+            notify(
+                "training is running: wait or press Stop; the live preview shows the model as it learns", warning=True
+            )
+            return None
+        axis = channel_axis_of(image, CHANNEL_CHOICES[self.channels.currentText()])
+        pixels = image_data(image)
+        shape = spatial_shape(image, axis)
+        index: tuple[int, ...] = ()
+        target, target_axis = pixels, axis
+        if self.scope.currentText() == "current plane" and len(shape) > 2:
+            index = plane_index(self.viewer, image, len(shape))
+            layout = infer_layout(pixels.shape, model.in_channels, axis)
+            target, target_axis = crop(pixels, layout, index, (slice(None), slice(None)))
+        config = PredictConfig(tile=self.tile.value())
+        objects = self.objects.isChecked()
+        context = {"image": image, "shape": shape, "index": index}
+        self.job = BackgroundJob(
+            lambda: iter_segment(model, target, config, objects=objects, channel_axis=target_axis),
+            on_progress=self._on_progress,
+            on_done=lambda result: self._on_done(result, context),
+            on_finished=lambda: self._set_running(False),
+        )
+        self._set_running(True)
+        self.status.setText("segmenting…")
+        return self.job.start()
+
+    def cancel(self) -> None:
+        """Stop the segmentation; nothing is written."""
+        if self.job is not None:
+            self.job.stop()
+
+    def _on_progress(self, record: TileProgress) -> None:
+        self.progress.setRange(0, max(record.total, 1))
+        self.progress.setValue(record.done)
+        self.status.setText(f"tile {record.done} of {record.total}")
+
+    def _on_done(self, result: Segmentation | Stopped, context: dict[str, Any]) -> None:
+        if isinstance(result, Stopped):
+            self.status.setText("cancelled; nothing was changed")
+            return
+        image, shape, index = context["image"], context["shape"], context["index"]
+        if image not in self.viewer.layers:
+            notify(f"the image '{image.name}' was removed before its segmentation finished", warning=True)
+            return
+        model = self.session.model
+        colours = {v: {"color": CLASS_COLOURS[(v - 2) % len(CLASS_COLOURS)]} for v in range(2, model.n_classes + 1)}
+        seg = write_labels(
+            self.viewer,
+            output_name(image.name, SEGMENTATION),
+            result.classes,
+            like=image,
+            index=index,
+            full_shape=shape,
+            opacity=0.5,
+        )
+        seg.colormap = class_colormap(colours)
+        self.session.written[seg.name] = np.array(seg.data, copy=True)
+        if result.objects is not None:
+            obj = write_labels(
+                self.viewer, output_name(image.name, OBJECTS), result.objects, like=image, index=index, full_shape=shape
+            )
+            self.session.written[obj.name] = np.array(obj.data, copy=True)
+        if self.uncertain.isChecked():
+            values = uncertainty(result.probabilities)
+            if index:
+                name = output_name(image.name, UNCERTAINTY)
+                layer = find_layer(self.viewer, name, Image)
+                full = layer.data if layer is not None and layer.data.shape == shape else np.zeros(shape, np.float32)
+                full[index] = values
+                values = full
+            write_image(
+                self.viewer,
+                output_name(image.name, UNCERTAINTY),
+                values,
+                like=image,
+                colormap="magma",
+                blending="additive",
+                contrast_limits=(0, 1),
+                visible=True,
+            )
+        n = int(result.objects.max()) if result.objects is not None else 0
+        self.status.setText(f"done: {n} objects" if result.objects is not None else "done")

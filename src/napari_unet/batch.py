@@ -1,0 +1,102 @@
+"""Segmenting many image files into label TIFFs: the work behind ``napari-unet predict`` and batch export."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bundle import Model
+from .errors import InputError
+from .io import IMAGE_SUFFIXES, read_image, write_labels, write_probabilities
+from .predict import PredictConfig, iter_segment
+from .tiling import TileProgress
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Progress of a batch: ``done`` of ``total`` images finished; ``tile`` is set while one is running."""
+
+    done: int
+    total: int
+    name: str
+    tile: TileProgress | None = None
+
+
+def expand_images(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given, folders replaced by their image files (sorted by name).
+
+    Raises
+    ------
+    InputError
+        If a path does not exist or a folder holds no images.
+    """
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not files:
+                raise InputError(f"the folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            found.extend(files)
+        elif path.is_file():
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                kinds = ", ".join(IMAGE_SUFFIXES)
+                raise InputError(f"{path}: unknown image type {path.suffix!r}; use one of {kinds}")
+            found.append(path)
+        else:
+            raise InputError(f"{path} does not exist")
+    return found
+
+
+def output_paths(images: Sequence[Path], folder: Path, kinds: Sequence[str]) -> list[dict[str, Path]]:
+    """``folder/<stem>_<kind>.tif`` for every image; stems must be unique."""
+    stems = [p.stem for p in images]
+    duplicates = sorted({s for s in stems if stems.count(s) > 1})
+    if duplicates:
+        raise InputError(f"several inputs are named {duplicates[0]}; their outputs would collide")
+    return [{k: folder / f"{p.stem}_{k}.tif" for k in kinds} for p in images]
+
+
+def segment_files(
+    model: Model,
+    images: Sequence[Path],
+    folder: Path,
+    objects: bool = True,
+    probabilities: bool = False,
+    overwrite: bool = False,
+    config: PredictConfig | None = None,
+    channel_axis: int | None = None,
+) -> Generator[BatchProgress, None, list[dict[str, Path]]]:
+    """Segment image files into ``folder``: ``<stem>_segmentation.tif`` and optionally objects, probabilities.
+
+    Every output is checked before any work starts (existing files need ``overwrite``), and each file is
+    written atomically, so a failure or a stop leaves only whole files.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file; give a folder for the outputs")
+    kinds = ["segmentation"] + (["objects"] if objects else []) + (["probabilities"] if probabilities else [])
+    outputs = output_paths(images, folder, kinds)
+    if not overwrite:
+        existing = [path for out in outputs for path in out.values() if path.exists()]
+        if existing:
+            raise InputError(f"{existing[0]} exists already; allow overwriting or choose another folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    total = len(images)
+    for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
+        image = read_image(path)
+        job = iter_segment(model, image, config or PredictConfig(), objects=objects, channel_axis=channel_axis)
+        while True:
+            try:
+                tile = next(job)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            yield BatchProgress(done, total, path.name, tile)
+        write_labels(out["segmentation"], result.classes, overwrite=overwrite)
+        if objects:
+            write_labels(out["objects"], result.objects, overwrite=overwrite)
+        if probabilities:
+            write_probabilities(out["probabilities"], result.probabilities, overwrite=overwrite)
+        yield BatchProgress(done + 1, total, path.name)
+    return outputs

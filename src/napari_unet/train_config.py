@@ -1,0 +1,135 @@
+"""Settings and progress records of training runs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .augment import AugmentConfig
+from .validation import Validation
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of a training run (defaults suit fine-tuning from sparse scribbles).
+
+    Parameters
+    ----------
+    steps : int or None
+        Optimisation steps; None to train until ``minutes`` run out.
+    minutes : float or None
+        Wall-clock budget; training stops at whichever of ``steps`` and ``minutes`` comes first.
+    batch_size : int
+        Patches per step.
+    patch_size : int
+        Side of the network input during training; 0 picks the smallest valid size of at least 128.
+    learning_rate : float
+        Peak learning rate (after a short warm-up, it decays on a cosine to 1% of this).
+    optimizer : {"adamw", "sgd"}
+        AdamW (default) or the paper's SGD with high momentum.
+    momentum : float
+        Momentum of SGD (0.99 in the paper).
+    weight_decay : float
+        Decoupled weight decay.
+    warmup : float
+        Fraction of the run spent warming up the learning rate.
+    augment : AugmentConfig
+        Elastic deformation and the other augmentations.
+    border_w0, border_sigma : float
+        The paper's border weight (10, 5 px); ``border_w0 = 0`` switches it off.
+    class_balance : bool
+        Weigh classes by inverse frequency of their painted pixels.
+    val_fraction : float
+        Share of the painted pixels held out for validation.
+    validate_every : int
+        Steps between validations (there is always one at the end).
+    painted_fraction : float
+        Share of patches centred near a painted pixel.
+    seed : int
+        Seed for sampling, augmentation and the validation split; with it, CPU training is
+        deterministic.
+    device : str
+        "auto", "cpu", "cuda" or "mps".
+    amp : bool
+        Mixed precision (bfloat16 or float16) on GPUs.
+    channels_last : bool
+        Channels-last memory layout on CUDA.
+    """
+
+    steps: int | None = 1000
+    minutes: float | None = None
+    batch_size: int = 8
+    patch_size: int = 0
+    learning_rate: float = 3e-3
+    optimizer: str = "adamw"
+    momentum: float = 0.99
+    weight_decay: float = 1e-4
+    warmup: float = 0.05
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    border_w0: float = 10.0
+    border_sigma: float = 5.0
+    class_balance: bool = True
+    val_fraction: float = 0.1
+    validate_every: int = 100
+    painted_fraction: float = 0.9
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give steps, minutes or both")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adamw' or 'sgd', not {self.optimizer!r}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One training step's report.
+
+    Attributes
+    ----------
+    step : int
+        Steps done so far in this run.
+    total_steps : int or None
+        Steps planned, if a step budget was given.
+    fraction : float
+        Share of the budget (steps or time, whichever is closer) used.
+    loss : float
+        Training loss of this step.
+    learning_rate : float
+        Learning rate of this step.
+    elapsed : float
+        Seconds since the run started.
+    device : str
+        Where training runs.
+    validation : Validation or None
+        Validation loss and IoU, on the steps where it was computed.
+    done : bool
+        Whether this is the last record; ``message`` then says why training ended.
+    message : str
+        Reason the run ended, or what it is doing.
+    """
+
+    step: int
+    total_steps: int | None
+    fraction: float
+    loss: float
+    learning_rate: float
+    elapsed: float
+    device: str
+    validation: Validation | None = None
+    done: bool = False
+    message: str = ""
+
+
+def learning_rate_at(fraction: float, config: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 1% of the peak learning rate."""
+    peak = config.learning_rate
+    if fraction < config.warmup:
+        return peak * max(fraction / config.warmup, 0.01)
+    t = (fraction - config.warmup) / max(1.0 - config.warmup, 1e-9)
+    return peak * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0))))
