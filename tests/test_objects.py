@@ -46,3 +46,16 @@ def test_small_objects_are_removed_and_ids_unique_across_classes_and_planes():
 def test_remove_small_renumbers():
     labels = np.array([[1, 1, 0, 5, 5, 5, 7]])
     assert remove_small(labels, 2).tolist() == [[1, 1, 0, 2, 2, 2, 0]]
+
+
+def test_objects_keep_only_confident_pixels():
+    classes = np.zeros((20, 20), np.uint8)
+    classes[5:15, 5:15] = 2
+    probs = np.zeros((2, 20, 20))
+    probs[1][classes == 2] = 0.6
+    probs[1][7:13, 7:13] = 0.99
+    probs[0] = 1 - probs[1]
+    objects = classes_to_objects(classes, ObjectConfig(threshold=0.9), probs)
+    assert (objects > 0).sum() == 36
+    assert (classes_to_objects(classes, ObjectConfig(threshold=0.5), probs) > 0).sum() == 100
+    assert (classes_to_objects(classes, ObjectConfig(threshold=0.9)) > 0).sum() == 100  # no probabilities

@@ -156,7 +156,7 @@ def iter_segment(
     """Segment an image: probabilities, then classes, then (optionally) objects; yields tile progress."""
     probabilities = yield from predict_probabilities(model, image, config, channel_axis)
     classes = probabilities_to_classes(probabilities)
-    instances = classes_to_objects(classes, config.objects) if objects else None
+    instances = classes_to_objects(classes, config.objects, probabilities) if objects else None
     return Segmentation(classes=classes, objects=instances, probabilities=probabilities)
 
 

@@ -56,7 +56,7 @@ class TrainConfig:
         Channels-last memory layout on CUDA.
     """
 
-    steps: int | None = 1000
+    steps: int | None = 500
     minutes: float | None = None
     batch_size: int = 8
     patch_size: int = 0

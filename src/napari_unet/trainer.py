@@ -183,9 +183,13 @@ class TrainingRun:
         yield self.record(learning_rate_at(self.fraction(), self.config), validation, done=True)
 
     def validate(self) -> Validation | None:
-        """Score the held-out painted pixels (None if there are none)."""
+        """Score the held-out painted pixels (None if there are none, or no memory is left for it)."""
         self.net.eval()
-        self.last_validation = validate(self.net, self.data, self.device, self.amp)
+        try:
+            self.last_validation = validate(self.net, self.data, self.device, self.amp)
+        except torch.OutOfMemoryError:
+            devices.release(self.device)
+            return None
         return self.last_validation
 
     def finish(self) -> None:

@@ -2,8 +2,8 @@
 
 import numpy as np
 import tifffile
-from scipy import ndimage
 from qtpy.QtCore import QElapsedTimer, QTimer
+from scipy import ndimage
 
 from .conftest import scribbles_for, wait_for
 
@@ -85,7 +85,7 @@ def test_annotate_train_stop_continue_segment_correct_retrain_export(plugin, cel
 
 def test_gui_stays_responsive_while_training(plugin, cells, qtbot):
     """A 20 ms timer on the GUI thread keeps firing while the model trains in the background."""
-    viewer, w = plugin
+    _, w = plugin
     w["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
     train = w["Train"]
     train.budget_value.setValue(60)

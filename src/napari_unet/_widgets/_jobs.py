@@ -78,7 +78,8 @@ class BackgroundJob:
     ) -> None:
         self._make_job = make_job
         self._stop_requested = False
-        self.worker: GeneratorWorker = create_worker(self._run, _start_thread=False)
+        # errors go to on_error only (napari would otherwise re-raise them in the GUI thread as well)
+        self.worker: GeneratorWorker = create_worker(self._run, _start_thread=False, _ignore_errors=True)
         self.worker.yielded.connect(on_progress)
         self.worker.returned.connect(on_done)
         self.worker.errored.connect(on_error or notify_error)

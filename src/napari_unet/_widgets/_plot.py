@@ -44,7 +44,7 @@ class CurvePlot(QWidget):
         """Draw the axes box and every series."""
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        area = QRectF(self.rect()).adjusted(34, 6, -6, -16)
+        area = QRectF(self.rect()).adjusted(46, 6, -6, -16)
         painter.setPen(QPen(QColor("#777777")))
         painter.drawRect(area)
         bounds = self._bounds()
@@ -52,8 +52,8 @@ class CurvePlot(QWidget):
             painter.drawText(area, Qt.AlignmentFlag.AlignCenter, "loss curves appear here while training")
             return
         x0, x1, y0, y1 = bounds
-        painter.drawText(QRectF(0, area.top() - 4, 32, 14), Qt.AlignmentFlag.AlignRight, f"{10**y1:.2g}")
-        painter.drawText(QRectF(0, area.bottom() - 10, 32, 14), Qt.AlignmentFlag.AlignRight, f"{10**y0:.2g}")
+        painter.drawText(QRectF(0, area.top() - 4, 42, 14), Qt.AlignmentFlag.AlignRight, f"{10**y1:.2g}")
+        painter.drawText(QRectF(0, area.bottom() - 10, 42, 14), Qt.AlignmentFlag.AlignRight, f"{10**y0:.2g}")
         painter.drawText(
             QRectF(area.left(), area.bottom() + 2, area.width(), 14), Qt.AlignmentFlag.AlignRight, f"step {int(x1)}"
         )

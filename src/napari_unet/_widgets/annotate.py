@@ -76,6 +76,7 @@ class AnnotateWidget(PluginWidget):
         self.table.setHorizontalHeaderLabels(["value", "class name"])
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
+        self.table.setMaximumHeight(140)
         self.table.itemSelectionChanged.connect(self._class_selected)
         self.table.itemChanged.connect(self._class_renamed)
         self.layout().addWidget(self.table)

@@ -108,13 +108,11 @@ class TrainWidget(PluginWidget):
         budget = QHBoxLayout()
         self.budget_value = QDoubleSpinBox()
         self.budget_value.setRange(0.1, 100000)
-        self.budget_value.setDecimals(1)
-        self.budget_value.setValue(defaults.steps or 300)
+        self.budget_value.setDecimals(0)
+        self.budget_value.setValue(defaults.steps or 500)
         self.budget_unit = QComboBox()
         self.budget_unit.addItems(["steps", "minutes"])
-        self.budget_unit.currentTextChanged.connect(
-            lambda unit: self.budget_value.setValue(2.0 if unit == "minutes" else defaults.steps or 300)
-        )
+        self.budget_unit.currentTextChanged.connect(self._budget_unit_changed)
         budget.addWidget(self.budget_value)
         budget.addWidget(self.budget_unit)
         box = QWidget()
@@ -155,6 +153,11 @@ class TrainWidget(PluginWidget):
         self.advanced.toggled.connect(self.advanced_form.native.setVisible)
         self.advanced_form.native.setVisible(False)
         self.layout().addWidget(self.advanced)
+
+    def _budget_unit_changed(self, unit: str) -> None:
+        minutes = unit == "minutes"
+        self.budget_value.setDecimals(1 if minutes else 0)
+        self.budget_value.setValue(2.0 if minutes else TrainConfig().steps or 500)
 
     def _build_buttons(self) -> None:
         row = QHBoxLayout()
