@@ -54,6 +54,7 @@ def scribbles(image):
     """Annotation strokes as a person would paint them."""
     if MASK.exists():
         import tifffile
+
         from protocols import scribbles as protocol
 
         return protocol(tifffile.imread(MASK), n_objects=10, n_background=10, seed=0)
@@ -99,8 +100,8 @@ def main():
     shoot(viewer, app, "annotate")
 
     train = dock(viewer, "Train")
-    train.budget_value.setValue(300)
-    train.preview_every.setValue(3)
+    train.settings.budget_value.setValue(300)
+    train.settings.preview_every.setValue(3)
     job = train.start()
     wait(app, lambda: train.progress.value() > 600 or not job.running)
     shoot(viewer, app, "train")

@@ -111,3 +111,12 @@ def test_out_of_memory_at_the_smallest_size_is_reported(tiny_model, monkeypatch)
     monkeypatch.setattr(tiny_model.net, "forward", forward)
     with pytest.raises(ResourceError, match="smallest tile"):
         drain(predict_probabilities(tiny_model, np.zeros((50, 50)), PredictConfig(tile=100, batch_size=2)))
+
+
+def test_test_time_augmentation_averages_and_stays_seamless(tiny_model):
+    image = np.random.default_rng(0).random((90, 130)).astype(np.float32)
+    averaged = drain(predict_probabilities(tiny_model, image, PredictConfig(test_time_augmentation=True)))
+    np.testing.assert_allclose(averaged.sum(0), 1, atol=1e-5)
+    assert np.abs(averaged - drain(predict_probabilities(tiny_model, image))).max() > 1e-3
+    tiled = drain(predict_probabilities(tiny_model, image, PredictConfig(test_time_augmentation=True, tile=60)))
+    np.testing.assert_allclose(tiled, averaged, atol=1e-5)  # valid sizes share their remainder: no seams

@@ -20,7 +20,7 @@ from .bundle import new_model
 from .device import select_device
 from .errors import InputError, NapariUNetError
 from .io import load_model, read_image, save_model
-from .model import PRESETS
+from .model import PRESETS, preset_for_device
 from .predict import PredictConfig
 from .train import TrainConfig, fit, prepare
 
@@ -71,7 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
         model = load_model(args.init)
     else:
         in_channels = 1 if args.channel_axis is None else int(images[0].shape[args.channel_axis])
-        preset_name = args.preset if args.preset != "auto" else default_preset(args.device)
+        preset_name = args.preset if args.preset != "auto" else preset_for_device(select_device(args.device).type)
         model = new_model(preset_name, class_names_for(annotations, args.classes), in_channels, seed=args.seed)
     config = TrainConfig(
         steps=args.steps,
@@ -90,11 +90,6 @@ def run_train(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     print(f"trained {steps} steps; model saved to {out}", file=sys.stderr)
     return 0
-
-
-def default_preset(device: str) -> str:
-    """The "standard" preset on a GPU, "light" on the CPU."""
-    return "light" if select_device(device).type == "cpu" else "standard"
 
 
 def train_with_progress(job, config: TrainConfig) -> bool:

@@ -89,6 +89,11 @@ PRESETS: dict[str, UNetConfig] = {
 }
 
 
+def preset_for_device(device_type: str) -> str:
+    """The preset to start from on a device: "light" on the CPU, "standard" on a GPU."""
+    return "light" if device_type == "cpu" else "standard"
+
+
 def preset(name: str, in_channels: int = 1, n_classes: int = 2) -> UNetConfig:
     """Architecture of a named preset for the given numbers of input channels and classes.
 

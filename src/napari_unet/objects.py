@@ -36,9 +36,9 @@ class ObjectConfig:
         Objects smaller than this many pixels are dropped.
     """
 
-    threshold: float = 0.9
+    threshold: float = 0.95
     split: bool = True
-    split_depth: float = 1.0
+    split_depth: float = 0.5
     smoothing: float = 1.0
     min_size: int = 16
 

@@ -32,6 +32,8 @@ class PredictConfig:
         "auto", "cpu", "cuda" or "mps".
     amp : bool
         Mixed precision on GPUs.
+    test_time_augmentation : bool
+        Average the predictions of the 8 rotations and flips of every tile (8 times the work).
     objects : ObjectConfig
         How classes become objects.
     """
@@ -40,6 +42,7 @@ class PredictConfig:
     batch_size: int = 0
     device: str = "auto"
     amp: bool = True
+    test_time_augmentation: bool = False
     objects: ObjectConfig = field(default_factory=ObjectConfig)
 
 
@@ -77,6 +80,27 @@ def batch_predictor(
         return probs.cpu().numpy()
 
     return predict_batch
+
+
+#: The 8 symmetries of the square: (quarter turns, mirrored).
+DIHEDRAL = tuple((turns, mirrored) for mirrored in (False, True) for turns in range(4))
+
+
+def with_test_time_augmentation(predict_batch: BatchPredictor) -> BatchPredictor:
+    """Average a predictor over the rotations and flips of each tile (undone on the outputs)."""
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        total = None
+        for turns, mirrored in DIHEDRAL:
+            x = np.rot90(batch, turns, axes=(-2, -1))
+            x = x[..., ::-1] if mirrored else x
+            y = predict_batch(np.ascontiguousarray(x))
+            y = y[..., ::-1] if mirrored else y
+            y = np.rot90(y, -turns, axes=(-2, -1))
+            total = np.array(y) if total is None else total + y
+        return total / len(DIHEDRAL)
+
+    return predict
 
 
 def auto_tile_and_batch(model: Model, device: torch.device, amp: bool) -> tuple[int, int]:
@@ -133,6 +157,8 @@ def predict_probabilities(
     try:
         with devices.on_device(model.net, device, channels_last=True):
             predictor = batch_predictor(model.net, device, config.amp)
+            if config.test_time_augmentation:
+                predictor = with_test_time_augmentation(predictor)
             while True:
                 try:
                     probs = yield from predict_tiled(predictor, planes, model.n_classes, geom, tile, batch)

@@ -47,8 +47,8 @@ def plugin(make_napari_viewer, cells):
     for name in ("Annotate", "Train", "Segment", "Correct and retrain", "Export"):
         _, widget = viewer.window.add_plugin_dock_widget("napari-unet", name)
         widgets[name] = widget
-    widgets["Train"].advanced_form.set_values(FAST)
-    widgets["Train"].preview_every.setValue(0)
+    widgets["Train"].settings.advanced_form.set_values(FAST)
+    widgets["Train"].settings.preview_every.setValue(0)
     return viewer, widgets
 
 

@@ -50,7 +50,7 @@ def test_image_deleted_during_training(plugin, cells, qtbot, messages):
     viewer, w = plugin
     w["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
     train = w["Train"]
-    train.budget_value.setValue(5000)
+    train.settings.budget_value.setValue(5000)
     steps = []
     job = train.start()
     job.worker.yielded.connect(lambda r: steps.append(r))
@@ -79,13 +79,12 @@ def test_gpu_out_of_memory_is_retried_then_reported(plugin, cells, qtbot, messag
     wait_for(qtbot, w["Segment"].segment())
     assert "out of GPU memory even with the smallest tile" in _texts(messages, "error")
     w["Train"].source.setCurrentText("current model")
-    w["Train"].budget_value.setValue(3)
+    w["Train"].settings.budget_value.setValue(3)
     wait_for(qtbot, w["Train"].start())
     assert "out of GPU memory even with batch size 1" in _texts(messages, "warning")
 
 
-@pytest.mark.parametrize(("channels", "classes", "message"), [(2, ["a"], "expects 2 channels"),
-                                                               (1, ["a", "b"], None)])
+@pytest.mark.parametrize(("channels", "classes", "message"), [(2, ["a"], "expects 2 channels"), (1, ["a", "b"], None)])
 def test_model_for_other_channels_or_classes(plugin, cells, qtbot, messages, tmp_path, channels, classes, message):
     viewer, w = plugin
     annotation = w["Annotate"].ensure_annotation_layer()
@@ -114,7 +113,7 @@ def test_segment_without_model_or_while_training(plugin, cells, qtbot, messages)
     assert w["Segment"].segment() is None
     assert "there is no model yet" in _texts(messages, "warning")
     w["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
-    w["Train"].budget_value.setValue(5000)
+    w["Train"].settings.budget_value.setValue(5000)
     job = w["Train"].start()
     qtbot.waitUntil(lambda: w["Train"].session.model is not None, timeout=30_000)
     assert w["Segment"].segment() is None
@@ -140,8 +139,9 @@ def test_layer_pickers_follow_the_viewer(plugin):
     viewer, w = plugin
     picker = w["Segment"].image_picker
     viewer.add_image(np.zeros((10, 10)), name="new image")
-    assert "new image" in [c for c in picker.choices if c is not None and isinstance(c, str)] or \
-        "new image" in [getattr(c, "name", None) for c in picker.choices]
+    assert "new image" in [c for c in picker.choices if c is not None and isinstance(c, str)] or "new image" in [
+        getattr(c, "name", None) for c in picker.choices
+    ]
     viewer.layers["new image"].name = "renamed"
     names = [getattr(c, "name", None) for c in picker.choices]
     assert "renamed" in names and "new image" not in names

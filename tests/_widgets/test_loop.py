@@ -20,7 +20,7 @@ def test_annotate_train_stop_continue_segment_correct_retrain_export(plugin, cel
     # train, and stop mid-run: the model trained so far is kept
     train = w["Train"]
     assert train.annotation_picker.value.name == annotation.name
-    train.budget_value.setValue(400)
+    train.settings.budget_value.setValue(400)
     seen = []
     job = train.start()
     job.worker.yielded.connect(lambda r: seen.append(getattr(r, "step", None)))
@@ -34,7 +34,7 @@ def test_annotate_train_stop_continue_segment_correct_retrain_export(plugin, cel
     assert next(model.net.parameters()).device.type == "cpu"
 
     # continue from the same model
-    train.budget_value.setValue(120)
+    train.settings.budget_value.setValue(120)
     wait_for(qtbot, train.start(continue_training=True))
     assert train.session.model is model and model.trained_steps == stopped_at + 120
     assert model.history[-1]["ended"] == "finished"
@@ -57,7 +57,7 @@ def test_annotate_train_stop_continue_segment_correct_retrain_export(plugin, cel
     corrected[2:10, 2:10] = corrected.max() + 1
     obj.data = corrected
     before = np.array(annotation.data)
-    train.budget_value.setValue(30)
+    train.settings.budget_value.setValue(30)
     changed = w["Correct and retrain"].apply_and_retrain()
     assert changed > 0
     assert (annotation.data[2:10, 2:10] == 2).all()  # the new object, whole
@@ -88,7 +88,7 @@ def test_gui_stays_responsive_while_training(plugin, cells, qtbot):
     _, w = plugin
     w["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
     train = w["Train"]
-    train.budget_value.setValue(60)
+    train.settings.budget_value.setValue(60)
     ticks, clock = [], QElapsedTimer()
     clock.start()
     timer = QTimer()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from magicgui.widgets import ComboBox
-from qtpy.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from ._session import session_for
 
@@ -54,6 +55,22 @@ class PluginWidget(QWidget):
     def add_row(self, label: str, widget: QWidget) -> None:
         """Add a labelled row to the form."""
         self.form.addRow(label, widget)
+
+    def add_run_controls(
+        self, run_text: str, run: Callable[[], Any], cancel: Callable[[], Any]
+    ) -> tuple[QPushButton, QPushButton, QProgressBar]:
+        """A run button and a cancel button side by side, then a progress bar; cancel starts disabled."""
+        row = QHBoxLayout()
+        run_button, cancel_button = QPushButton(run_text), QPushButton("Cancel")
+        run_button.clicked.connect(lambda: run())
+        cancel_button.clicked.connect(lambda: cancel())
+        cancel_button.setEnabled(False)
+        row.addWidget(run_button)
+        row.addWidget(cancel_button)
+        self.layout().addLayout(row)
+        progress = QProgressBar()
+        self.layout().addWidget(progress)
+        return run_button, cancel_button, progress
 
     def status_label(self, text: str = "") -> QLabel:
         """A word-wrapped label for messages, added below the form."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -29,6 +30,16 @@ class Stopped:
 
     def __init__(self, result: Any = None) -> None:
         self.result = result
+
+
+@functools.cache
+def warm_up_torch() -> None:
+    """Do torch's lazy imports now, on the GUI thread, rather than in a worker holding the GIL for seconds.
+
+    The first optimiser constructed imports torch._dynamo (about 2 s); in a worker thread that import
+    starves napari's event loop.
+    """
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 
 
 def user_message(error: BaseException) -> str:

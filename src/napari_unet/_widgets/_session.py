@@ -24,14 +24,11 @@ class Session:
         Where the model came from, for display.
     written : dict
         Layer name -> copy of the data the plugin last wrote there; corrections are what differs.
-    train_settings : dict
-        The Train widget's last settings, reused when retraining from corrections.
     """
 
     model: Model | None = None
     model_label: str = ""
     written: dict[str, np.ndarray] = field(default_factory=dict)
-    train_settings: dict[str, Any] = field(default_factory=dict)
 
 
 class SessionEvents:

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
+from qtpy.QtCore import QTimer
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QColorDialog,
@@ -268,8 +269,8 @@ class AnnotateWidget(PluginWidget):
         if objects is None or annotation is None:
             return
         box = paint_event_box(event.value, objects.data.ndim)
-        if box is not None:
-            self.update_from_objects(box)
+        if box is not None:  # napari may announce a paint before writing it: derive once the event loop is back
+            QTimer.singleShot(0, lambda: self.update_from_objects(box))
 
     def update_from_objects(self, box: tuple[slice, ...] | None = None) -> None:
         """Re-derive the annotation from the painted objects inside ``box`` (everywhere if None)."""

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from magicgui.widgets import FileEdit
 from napari.layers import Image, Labels
-from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QProgressBar, QPushButton, QWidget
+from qtpy.QtWidgets import QCheckBox, QPushButton, QWidget
 
 from ..batch import BatchProgress, expand_images, segment_files
 from ..errors import InputError
@@ -35,19 +35,11 @@ class ExportWidget(PluginWidget):
         self.layout().addWidget(self.export_button)
         self.source = FileEdit(mode="d", value=str(Path.home()))
         self.add_row("batch: images in", self.source.native)
-        row = QHBoxLayout()
-        self.batch_button = QPushButton("Segment folder")
-        self.cancel_button = QPushButton("Cancel")
-        self.batch_button.clicked.connect(lambda: self.export_folder())
-        self.cancel_button.clicked.connect(self.cancel)
-        row.addWidget(self.batch_button)
-        row.addWidget(self.cancel_button)
-        self.layout().addLayout(row)
-        self.progress = QProgressBar()
-        self.layout().addWidget(self.progress)
+        self.batch_button, self.cancel_button, self.progress = self.add_run_controls(
+            "Segment folder", self.export_folder, self.cancel
+        )
         self.status = self.status_label("")
         self.job: BackgroundJob | None = None
-        self.cancel_button.setEnabled(False)
 
     def export_image(self) -> list[Path]:
         """Write "<image>_segmentation.tif" and "<image>_objects.tif" for the chosen image."""

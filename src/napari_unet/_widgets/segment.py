@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from napari.layers import Image
-from qtpy.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QProgressBar, QPushButton, QSpinBox, QWidget
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
 from ..layout import crop, infer_layout
 from ..predict import PredictConfig, Segmentation, iter_segment
@@ -15,8 +15,10 @@ from ._base import PluginWidget
 from ._jobs import BackgroundJob, Stopped, notify
 from ._layers import (
     CHANNEL_CHOICES,
+    DEFAULT_COLOURS,
     channel_axis_of,
     class_colormap,
+    classes_of,
     find_layer,
     image_data,
     output_name,
@@ -27,7 +29,6 @@ from ._layers import (
 )
 
 SEGMENTATION, OBJECTS, UNCERTAINTY = "segmentation", "objects", "uncertainty"
-CLASS_COLOURS = ["#f2c12e", "#e0457b", "#4cc46a", "#9b59d0", "#ff8c1a", "#19c3c3", "#c8553d"]
 
 
 def uncertainty(probabilities: np.ndarray) -> np.ndarray:
@@ -57,16 +58,9 @@ class SegmentWidget(PluginWidget):
         self.tile.setRange(0, 8192)
         self.tile.setToolTip("largest tile side in pixels; 0 = chosen from free memory")
         self.add_row("tile size", self.tile)
-        row = QHBoxLayout()
-        self.segment_button = QPushButton("Segment")
-        self.cancel_button = QPushButton("Cancel")
-        self.segment_button.clicked.connect(lambda: self.segment())
-        self.cancel_button.clicked.connect(self.cancel)
-        row.addWidget(self.segment_button)
-        row.addWidget(self.cancel_button)
-        self.layout().addLayout(row)
-        self.progress = QProgressBar()
-        self.layout().addWidget(self.progress)
+        self.segment_button, self.cancel_button, self.progress = self.add_run_controls(
+            "Segment", self.segment, self.cancel
+        )
         self.status = self.status_label("")
         self.job: BackgroundJob | None = None
         self._training = False
@@ -140,7 +134,10 @@ class SegmentWidget(PluginWidget):
             notify(f"the image '{image.name}' was removed before its segmentation finished", warning=True)
             return
         model = self.session.model
-        colours = {v: {"color": CLASS_COLOURS[(v - 2) % len(CLASS_COLOURS)]} for v in range(2, model.n_classes + 1)}
+        colours = {v: {"color": DEFAULT_COLOURS[(v - 1) % len(DEFAULT_COLOURS)]} for v in range(2, model.n_classes + 1)}
+        annotation = find_layer(self.viewer, output_name(image.name, "annotation"), Labels)
+        if annotation is not None:  # the same colours as the classes painted
+            colours.update({v: c for v, c in classes_of(annotation).items() if v > 1})
         seg = write_labels(
             self.viewer,
             output_name(image.name, SEGMENTATION),

@@ -9,31 +9,25 @@ import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QGroupBox,
     QHBoxLayout,
-    QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from .. import device as devices
-from ..augment import AugmentConfig
 from ..bundle import Model, new_model
 from ..errors import InputError
 from ..io import load_model, save_model
-from ..model import PRESETS
+from ..model import PRESETS, preset_for_device
 from ..preview import Preview, with_previews
-from ..train import TrainConfig, TrainProgress, fit
+from ..train import TrainProgress, fit
 from ._base import PluginWidget
-from ._forms import ConfigForm, replace_fields
-from ._jobs import BackgroundJob, Stopped, notify, notify_error
+from ._jobs import BackgroundJob, Stopped, notify, notify_error, warm_up_torch
 from ._layers import (
     CHANNEL_CHOICES,
+    DEFAULT_COLOURS,
     camera,
     channel_axis_of,
     class_colormap,
@@ -47,24 +41,12 @@ from ._layers import (
 )
 from ._plot import CurvePlot
 from ._session import set_model
+from ._train_settings import TrainSettings
 
 CURRENT, FROM_FILE = "current model", "model file…"
 PREVIEW = "preview"
 #: Largest side of the previewed region, so a preview stays quick on the CPU.
 PREVIEW_SIDE = 768
-
-ADVANCED_FIELDS = {
-    "batch_size": {"min": 1, "max": 256},
-    "patch_size": {"min": 0, "max": 4096, "tooltip": "network input during training; 0 = automatic"},
-    "optimizer": {"choices": ["adamw", "sgd"]},
-    "weight_decay": {"min": 0.0, "max": 1.0, "step": 1e-4},
-    "class_balance": {},
-    "border_sigma": {"label": "border sigma (px)", "min": 0.5, "max": 50.0},
-    "val_fraction": {"label": "validation share", "min": 0.0, "max": 0.5, "step": 0.05},
-    "validate_every": {"min": 1, "max": 100000},
-    "seed": {"min": 0, "max": 2**31 - 1},
-    "amp": {"label": "mixed precision (GPU)"},
-}
 
 
 class TrainWidget(PluginWidget):
@@ -80,9 +62,10 @@ class TrainWidget(PluginWidget):
         self.add_row("channels", self.channels)
         self.source = QComboBox()
         self.source.addItems([f"new: {name}" for name in PRESETS] + [CURRENT, FROM_FILE])
-        self.source.setCurrentText(f"new: {self._default_preset()}")
+        self.source.setCurrentText(f"new: {preset_for_device(devices.select_device('auto').type)}")
         self.add_row("model", self.source)
-        self._build_settings()
+        self.settings = TrainSettings()
+        self.layout().addWidget(self.settings)
         self._build_buttons()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -97,68 +80,9 @@ class TrainWidget(PluginWidget):
         self.events.model_changed.connect(lambda _: self._show_model())
         self._show_model()
         self._pick_annotation()
+        warm_up_torch()
 
     # -- building ------------------------------------------------------------------------------------
-    @staticmethod
-    def _default_preset() -> str:
-        return "light" if devices.select_device("auto").type == "cpu" else "standard"
-
-    def _build_settings(self) -> None:
-        defaults = TrainConfig()
-        budget = QHBoxLayout()
-        self.budget_value = QDoubleSpinBox()
-        self.budget_value.setRange(0.1, 100000)
-        self.budget_value.setDecimals(0)
-        self.budget_value.setValue(defaults.steps or 500)
-        self.budget_unit = QComboBox()
-        self.budget_unit.addItems(["steps", "minutes"])
-        self.budget_unit.currentTextChanged.connect(self._budget_unit_changed)
-        budget.addWidget(self.budget_value)
-        budget.addWidget(self.budget_unit)
-        box = QWidget()
-        box.setLayout(budget)
-        budget.setContentsMargins(0, 0, 0, 0)
-        self.add_row("train for", box)
-        self.learning_rate = QDoubleSpinBox()
-        self.learning_rate.setDecimals(5)
-        self.learning_rate.setRange(1e-5, 1.0)
-        self.learning_rate.setSingleStep(1e-4)
-        self.learning_rate.setValue(defaults.learning_rate)
-        self.add_row("learning rate", self.learning_rate)
-        self.augment_strength = QDoubleSpinBox()
-        self.augment_strength.setRange(0.0, 3.0)
-        self.augment_strength.setSingleStep(0.1)
-        self.augment_strength.setValue(defaults.augment.strength)
-        self.augment_strength.setToolTip("scales elastic deformation, rotation, zoom and grey-value changes; 0 = off")
-        self.add_row("augmentation", self.augment_strength)
-        self.border_weight = QDoubleSpinBox()
-        self.border_weight.setRange(0.0, 100.0)
-        self.border_weight.setValue(defaults.border_w0)
-        self.border_weight.setToolTip("extra weight of background gaps between painted objects (w0; 0 = off)")
-        self.add_row("border weight", self.border_weight)
-        self.preview_every = QSpinBox()
-        self.preview_every.setRange(0, 600)
-        self.preview_every.setValue(5)
-        self.preview_every.setSuffix(" s")
-        self.preview_every.setToolTip("segment the visible region this often while training (0 = never)")
-        self.add_row("live preview every", self.preview_every)
-        self.device_label = QLabel(devices.describe(devices.select_device("auto")))
-        self.add_row("device", self.device_label)
-        self.advanced = QGroupBox("advanced")
-        self.advanced.setCheckable(True)
-        self.advanced.setChecked(False)
-        self.advanced_form = ConfigForm(defaults, ADVANCED_FIELDS)
-        self.advanced.setLayout(QVBoxLayout())
-        self.advanced.layout().addWidget(self.advanced_form.native)
-        self.advanced.toggled.connect(self.advanced_form.native.setVisible)
-        self.advanced_form.native.setVisible(False)
-        self.layout().addWidget(self.advanced)
-
-    def _budget_unit_changed(self, unit: str) -> None:
-        minutes = unit == "minutes"
-        self.budget_value.setDecimals(1 if minutes else 0)
-        self.budget_value.setValue(2.0 if minutes else TrainConfig().steps or 500)
-
     def _build_buttons(self) -> None:
         row = QHBoxLayout()
         self.start_button = QPushButton("Start")
@@ -211,18 +135,6 @@ class TrainWidget(PluginWidget):
             if layer is not None:
                 self.annotation_picker.value = layer
 
-    def config(self) -> TrainConfig:
-        """The training settings chosen in the widget."""
-        minutes = self.budget_unit.currentText() == "minutes"
-        base = TrainConfig(
-            steps=None if minutes else int(self.budget_value.value()),
-            minutes=self.budget_value.value() if minutes else None,
-            learning_rate=self.learning_rate.value(),
-            augment=AugmentConfig(strength=self.augment_strength.value()),
-            border_w0=self.border_weight.value(),
-        )
-        return replace_fields(base, self.advanced_form.values())
-
     # -- model choice --------------------------------------------------------------------------------
     def _model_for(self, annotation: Labels, in_channels: int, continue_training: bool) -> Model | None:
         classes = classes_of(annotation)
@@ -239,7 +151,7 @@ class TrainWidget(PluginWidget):
             model = load_model(path)
             self.session.model_label = Path(path).name
         else:
-            model = new_model(source.split(": ")[1], names, in_channels=in_channels, seed=self.config().seed)
+            model = new_model(source.split(": ")[1], names, in_channels=in_channels, seed=self.settings.config().seed)
             self.session.model_label = f"new {source.split(': ')[1]} model"
         top = int(np.max(annotation.data, initial=0))
         if top > model.n_classes:
@@ -264,29 +176,27 @@ class TrainWidget(PluginWidget):
             pixels = image_data(image)
             in_channels = 1 if axis is None or image.rgb else pixels.shape[axis]
             model = self._model_for(annotation, in_channels, continue_training)
-        except (InputError, OSError) as error:
-            notify_error(error)
-            return None
-        except Exception as error:  # model files can fail to load in many ways
+        except Exception as error:  # bad model files and choices fail in many ways; all become a notification
             notify_error(error)
             return None
         if model is None:
             return None
         painted = np.array(annotation.data, copy=True)  # a snapshot: painting may go on during training
-        config = self.config()
-        self.session.train_settings = {"config": config, "channel_axis": axis}
+        config = self.settings.config()
         self._image_name = image.name
         self._update_region()
         self.plot.clear()
         self.progress.setValue(0)
         self.session.model = model
+        if self.settings.preview_every.value() > 0:
+            self._add_preview_layer(image)
         self.job = BackgroundJob(
             lambda: with_previews(
                 model,
                 fit(model, [pixels], [painted], config, channel_axis=axis),
                 pixels,
                 lambda: self._region,
-                every=float(self.preview_every.value() or 1e9),
+                every=float(self.settings.preview_every.value() or 1e9),
                 channel_axis=axis,
                 device=config.device,
             ),
@@ -297,7 +207,7 @@ class TrainWidget(PluginWidget):
         self._set_running(True)
         camera(self.viewer).events.center.connect(self._update_region)
         self.viewer.dims.events.current_step.connect(self._update_region)
-        self.status.setText(f"preparing the data on {self.device_label.text()}…")
+        self.status.setText(f"preparing the data on {self.settings.device_label.text()}…")
         return self.job.start()
 
     def stop(self) -> None:
@@ -351,24 +261,43 @@ class TrainWidget(PluginWidget):
             )
 
     def _show_preview(self, preview: Preview) -> None:
+        """Paint the preview into "<image> preview", touching only the pixels that changed (cheap to redraw)."""
         image = find_layer(self.viewer, self._image_name, Image)
         if image is None or self.session.model is None:
             return
+        name = output_name(image.name, PREVIEW)
+        layer = find_layer(self.viewer, name, Labels)
+        index = (*preview.plane, *preview.box)
         shape = spatial_shape(image, channel_axis_of(image, CHANNEL_CHOICES[self.channels.currentText()]))
-        classes = {i + 1: {"name": n, "color": "#ffffff"} for i, n in enumerate(self.session.model.class_names)}
+        if layer is None or layer.data.shape != shape:
+            layer = self._add_preview_layer(image)
+        region = np.asarray(layer.data[index])
+        changed = np.nonzero(region != preview.classes)
+        if changed[0].size:
+            region[changed] = preview.classes[changed]
+            layer.data[index] = region
+            layer.refresh(extent=False, thumbnail=False)
+
+    def _add_preview_layer(self, image: Image) -> Labels:
+        """An empty "<image> preview" layer (added before training starts: adding layers is slow)."""
+        shape = spatial_shape(image, channel_axis_of(image, CHANNEL_CHOICES[self.channels.currentText()]))
+        layer = write_labels(
+            self.viewer, output_name(image.name, PREVIEW), np.zeros(shape, np.uint8), like=image, opacity=0.5
+        )
+        layer.colormap = class_colormap(self._class_colours())
+        return layer
+
+    def _class_colours(self) -> dict[int, dict[str, str]]:
+        """Colours of the object classes: those of the annotation layer where it has them."""
+        model = self.session.model
+        classes = {
+            v: {"name": n, "color": DEFAULT_COLOURS[(v - 1) % len(DEFAULT_COLOURS)]}
+            for v, n in (model.object_classes.items() if model else [])
+        }
         annotation = self.annotation_picker.value
         if annotation is not None:
-            classes.update(classes_of(annotation))
-        layer = write_labels(
-            self.viewer,
-            output_name(image.name, PREVIEW),
-            preview.classes,
-            like=image,
-            index=(*preview.plane, *preview.box),
-            full_shape=shape,
-            opacity=0.5,
-        )
-        layer.colormap = class_colormap({k: v for k, v in classes.items() if k > 1})
+            classes.update({v: c for v, c in classes_of(annotation).items() if v > 1})
+        return classes
 
     def _on_done(self, result: Any) -> None:
         camera(self.viewer).events.center.disconnect(self._update_region)

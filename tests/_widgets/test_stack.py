@@ -1,0 +1,58 @@
+"""Stacks and time series: annotate one plane, train, segment the current plane or the whole stack."""
+
+import numpy as np
+
+from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+
+from .conftest import FAST, scribbles_for, wait_for
+
+
+def test_stack_plane_by_plane(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    planes = [synthetic_nuclei(SyntheticConfig(shape=(96, 96)), seed=s) for s in range(3)]
+    stack = np.stack([p[0] for p in planes])
+    viewer.add_image(stack, name="movie")
+    _, annotate = viewer.window.add_plugin_dock_widget("napari-unet", "Annotate")
+    annotation = annotate.ensure_annotation_layer()
+    annotation.data[1] = scribbles_for(planes[1][1])  # only the middle plane is painted
+    _, train = viewer.window.add_plugin_dock_widget("napari-unet", "Train")
+    train.settings.advanced_form.set_values(FAST)
+    train.settings.preview_every.setValue(0)
+    train.settings.budget_value.setValue(30)
+    wait_for(qtbot, train.start())
+    assert train.session.model.trained_steps == 30
+    _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    viewer.dims.set_current_step(0, 2)
+    wait_for(qtbot, segment.segment())
+    objects = viewer.layers["movie objects"].data
+    assert objects.shape == stack.shape
+    assert objects[2].max() > 0 and objects[0].max() == 0 and objects[1].max() == 0
+    segment.scope.setCurrentText("whole image")
+    wait_for(qtbot, segment.segment())
+    objects = viewer.layers["movie objects"].data
+    assert all(objects[i].max() > 0 for i in range(3))
+    ids = [set(np.unique(objects[i])) - {0} for i in range(3)]
+    assert not (ids[0] & ids[1]) and not (ids[1] & ids[2])  # ids unique over the stack
+    assert not [m for m in messages if m[0] == "error"]
+
+
+def test_multichannel_channels_last(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    image, objects = synthetic_nuclei(SyntheticConfig(shape=(96, 96)), seed=5)
+    two = np.stack([image, image[::-1]], axis=-1)
+    viewer.add_image(two, name="two", rgb=False)
+    _, annotate = viewer.window.add_plugin_dock_widget("napari-unet", "Annotate")
+    annotate.channels.setCurrentText("channels last")
+    annotate.ensure_annotation_layer().data = scribbles_for(objects)
+    _, train = viewer.window.add_plugin_dock_widget("napari-unet", "Train")
+    train.channels.setCurrentText("channels last")
+    train.settings.advanced_form.set_values(FAST)
+    train.settings.preview_every.setValue(0)
+    train.settings.budget_value.setValue(10)
+    wait_for(qtbot, train.start())
+    assert train.session.model.in_channels == 2
+    _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    segment.channels.setCurrentText("channels last")
+    wait_for(qtbot, segment.segment())
+    assert viewer.layers["two segmentation"].data.shape == (96, 96)
+    assert not [m for m in messages if m[0] == "error"], messages
