@@ -17,8 +17,12 @@ def main(argv: list[str] | None = None) -> None:
         viewer.open_sample("napari-unet", "nuclei")
     from npe2 import PluginManager
 
-    for contribution in PluginManager.instance().get_manifest("napari-unet").contributions.widgets or []:
-        viewer.window.add_plugin_dock_widget("napari-unet", contribution.display_name)
+    docks = [
+        viewer.window.add_plugin_dock_widget("napari-unet", contribution.display_name, tabify=True)[0]
+        for contribution in PluginManager.instance().get_manifest("napari-unet").contributions.widgets or []
+    ]
+    if docks:
+        docks[0].raise_()  # Annotate first: the loop starts with painting
     napari.run()
 
 

@@ -105,17 +105,6 @@ def alignment(depth: int) -> int:
     return 2**depth
 
 
-def tile_step(input_size: int, depth: int, padding: str = "valid") -> int:
-    """Distance between neighbouring output tiles: the output size rounded down to the alignment."""
-    out = output_size(input_size, depth, padding)
-    step = (out // alignment(depth)) * alignment(depth)
-    if step == 0:
-        raise ValueError(
-            f"tile {input_size} gives a {out}-pixel output, smaller than the {alignment(depth)}-pixel alignment"
-        )
-    return step
-
-
 def smallest_tile(depth: int, padding: str = "valid") -> int:
     """The smallest valid input size whose output spans at least one alignment step."""
     size = valid_input_size(1, depth, padding)

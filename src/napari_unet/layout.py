@@ -37,11 +37,6 @@ class Layout:
         """Shape of the axes that index planes (Z, T, ...); empty for a single 2D image."""
         return self.spatial_shape[:-2]
 
-    @property
-    def n_planes(self) -> int:
-        """Number of 2D planes."""
-        return int(np.prod(self.plane_axes_shape, dtype=np.int64))
-
 
 def infer_layout(shape: tuple[int, ...], in_channels: int, channel_axis: int | None = None) -> Layout:
     """Decide which axis holds channels for a model with ``in_channels`` input channels.

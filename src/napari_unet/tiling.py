@@ -118,12 +118,6 @@ def _tile_jobs(n_planes: int, plan_y: AxisPlan, plan_x: AxisPlan) -> Iterator[tu
                 yield p, oy, ox
 
 
-def count_tiles(shape: tuple[int, int], tile: int | tuple[int, int], geom: TileGeometry) -> int:
-    """Number of tiles one plane of ``shape`` is cut into."""
-    ty, tx = (tile, tile) if isinstance(tile, int) else tile
-    return len(plan_axis(shape[0], ty, geom).offsets) * len(plan_axis(shape[1], tx, geom).offsets)
-
-
 def predict_tiled(
     predict_batch: BatchPredictor,
     planes: np.ndarray,
