@@ -171,7 +171,8 @@ def split_validation(
     if fraction <= 0:
         return labels.copy(), val
     train = labels.copy()
-    total = int((labels > 0).sum())
+    remaining = np.bincount(labels.reshape(-1))  # painted pixels per class still in training
+    total = int(remaining[1:].sum())
     h, w = labels.shape
     blocks = [
         (y, x) for y in range(0, h, block) for x in range(0, w, block) if labels[y : y + block, x : x + block].any()
@@ -182,12 +183,13 @@ def split_validation(
             break
         y, x = blocks[index]
         cell = train[y : y + block, x : x + block]
-        values, counts = np.unique(cell[cell > 0], return_counts=True)
-        remaining = {v: int((train == v).sum()) for v in values}
-        if any(remaining[v] - c <= 0 for v, c in zip(values, counts, strict=True)):
+        counts = np.bincount(cell.reshape(-1), minlength=len(remaining))
+        counts[0] = 0
+        if np.any((counts > 0) & (remaining - counts <= 0)):
             continue
         val[y : y + block, x : x + block] = cell
-        held += int((cell > 0).sum())
+        remaining -= counts
+        held += int(counts.sum())
         cell[...] = 0
     return train, val
 

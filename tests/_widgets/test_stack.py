@@ -7,6 +7,17 @@ from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
 from .conftest import FAST, scribbles_for, wait_for
 
 
+def _train(viewer, qtbot, steps, channels="single channel"):
+    """Train a new model for a few steps with the Train widget; returns the widget."""
+    _, train = viewer.window.add_plugin_dock_widget("napari-unet", "Train")
+    train.channels.setCurrentText(channels)
+    train.settings.advanced_form.set_values(FAST)
+    train.settings.preview_every.setValue(0)
+    train.settings.budget_value.setValue(steps)
+    wait_for(qtbot, train.start())
+    return train
+
+
 def test_stack_plane_by_plane(make_napari_viewer, qtbot, messages):
     viewer = make_napari_viewer()
     planes = [synthetic_nuclei(SyntheticConfig(shape=(96, 96)), seed=s) for s in range(3)]
@@ -15,11 +26,7 @@ def test_stack_plane_by_plane(make_napari_viewer, qtbot, messages):
     _, annotate = viewer.window.add_plugin_dock_widget("napari-unet", "Annotate")
     annotation = annotate.ensure_annotation_layer()
     annotation.data[1] = scribbles_for(planes[1][1])  # only the middle plane is painted
-    _, train = viewer.window.add_plugin_dock_widget("napari-unet", "Train")
-    train.settings.advanced_form.set_values(FAST)
-    train.settings.preview_every.setValue(0)
-    train.settings.budget_value.setValue(30)
-    wait_for(qtbot, train.start())
+    train = _train(viewer, qtbot, 30)
     assert train.session.model.trained_steps == 30
     _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
     viewer.dims.set_current_step(0, 2)
@@ -44,12 +51,7 @@ def test_multichannel_channels_last(make_napari_viewer, qtbot, messages):
     _, annotate = viewer.window.add_plugin_dock_widget("napari-unet", "Annotate")
     annotate.channels.setCurrentText("channels last")
     annotate.ensure_annotation_layer().data = scribbles_for(objects)
-    _, train = viewer.window.add_plugin_dock_widget("napari-unet", "Train")
-    train.channels.setCurrentText("channels last")
-    train.settings.advanced_form.set_values(FAST)
-    train.settings.preview_every.setValue(0)
-    train.settings.budget_value.setValue(10)
-    wait_for(qtbot, train.start())
+    train = _train(viewer, qtbot, 10, channels="channels last")
     assert train.session.model.in_channels == 2
     _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
     segment.channels.setCurrentText("channels last")
