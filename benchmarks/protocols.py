@@ -89,3 +89,24 @@ def full_objects(
     for i in chosen:
         annotation[instances == i] = object_class
     return annotation
+
+
+def isbi_scribbles(
+    interior: np.ndarray, n_cells: int = 15, membrane_fraction: float = 0.02, seed: int = 0, width: int = 3
+) -> np.ndarray:
+    """ISBI scribbles on one slice: strokes along the skeleton of ``n_cells`` cells (class 2) and a random
+    ``membrane_fraction`` of the membrane pixels (background, 1)."""
+    rng = np.random.default_rng(seed)
+    cells, _ = ndimage.label(interior)
+    sizes = np.bincount(cells.reshape(-1))
+    candidates = np.flatnonzero(sizes >= 50)
+    candidates = candidates[candidates > 0]
+    chosen = rng.choice(candidates, size=min(n_cells, len(candidates)), replace=False)
+    annotation = np.zeros(interior.shape, dtype=np.uint8)
+    for i in chosen:
+        cell = cells == i
+        annotation[_brush(skeletonize(cell), width) & ndimage.binary_erosion(cell, iterations=1)] = 2
+    membrane = np.argwhere(~interior)
+    picked = membrane[rng.random(len(membrane)) < membrane_fraction]
+    annotation[picked[:, 0], picked[:, 1]] = 1
+    return annotation

@@ -23,27 +23,15 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import torch
-from scipy import ndimage
-from skimage.filters import threshold_otsu
-from skimage.morphology import h_maxima
-from skimage.segmentation import watershed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from anchors import otsu_watershed
 from napari_unet.metrics import foreground_iou, object_scores
 from protocols import scribbles
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "dsb2018"
 RESULTS = ROOT / "benchmarks" / "results"
-
-
-def otsu_watershed(image: np.ndarray) -> np.ndarray:
-    """The classical anchor: Otsu threshold, then a distance-transform watershed."""
-    smooth = ndimage.gaussian_filter(image.astype(np.float32), 1)
-    mask = smooth > threshold_otsu(smooth)
-    distance = ndimage.gaussian_filter(ndimage.distance_transform_edt(mask), 1)
-    markers, _ = ndimage.label(h_maxima(distance, 2) & mask)
-    return watershed(-distance, markers, mask=mask)
 
 
 def run(command: list[str]) -> float:

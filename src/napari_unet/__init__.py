@@ -16,6 +16,7 @@ from .normalize import Normalization
 from .objects import ObjectConfig
 from .predict import PredictConfig, Segmentation, iter_segment, predict_probabilities, segment
 from .progress import drain
+from .starting import load_starting_model, resolve_model
 from .train import TrainConfig, TrainProgress, fit
 
 __all__ = [
@@ -39,9 +40,11 @@ __all__ = [
     "fit",
     "iter_segment",
     "load_model",
+    "load_starting_model",
     "new_model",
     "predict_probabilities",
     "read_image",
+    "resolve_model",
     "save_model",
     "segment",
     "write_labels",

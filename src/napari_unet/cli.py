@@ -19,9 +19,10 @@ from .batch import expand_images, segment_files
 from .bundle import new_model
 from .device import select_device
 from .errors import InputError, NapariUNetError
-from .io import load_model, read_image, save_model
+from .io import read_image, save_model
 from .model import PRESETS, preset_for_device
 from .predict import PredictConfig
+from .starting import resolve_model
 from .train import TrainConfig, fit, prepare
 
 EXIT_ERROR = 2
@@ -68,7 +69,7 @@ def run_train(args: argparse.Namespace) -> int:
     images = [read_image(p) for p in image_paths]
     annotations = [read_image(p) for p in label_paths]
     if args.init:
-        model = load_model(args.init)
+        model = resolve_model(args.init)
     else:
         in_channels = 1 if args.channel_axis is None else int(images[0].shape[args.channel_axis])
         preset_name = args.preset if args.preset != "auto" else preset_for_device(select_device(args.device).type)
@@ -119,7 +120,7 @@ def train_with_progress(job, config: TrainConfig) -> bool:
 def run_predict(args: argparse.Namespace) -> int:
     """``napari-unet predict``."""
     select_device(args.device)
-    model = load_model(args.model)
+    model = resolve_model(args.model)
     images = expand_images(args.images)
     config = PredictConfig(tile=args.tile, batch_size=args.batch_size, device=args.device)
     job = segment_files(
@@ -145,7 +146,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     """``napari-unet info``."""
-    print(load_model(args.model).describe())
+    print(resolve_model(args.model).describe())
     return 0
 
 
@@ -165,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="annotation: 0 unlabelled, 1 background, 2.. object classes (repeatable)",
     )
     train.add_argument("--out", required=True, help="model file to write")
-    train.add_argument("--init", help="model file to fine-tune from")
+    train.add_argument("--init", help="model file to fine-tune from ('starting': the shipped nuclei model)")
     train.add_argument("--steps", type=int, default=None, help="training steps (default 1000 without --minutes)")
     train.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
     train.add_argument("--preset", default="auto", choices=["auto", *PRESETS], help="architecture of a new model")
@@ -178,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=run_train)
 
     predict = sub.add_parser("predict", help="segment images with a trained model")
-    predict.add_argument("model", help="model file")
+    predict.add_argument("model", help="model file ('starting': the shipped nuclei model)")
     predict.add_argument("images", nargs="+", help="image files or folders")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--objects", action="store_true", help="also write one id per object")
@@ -191,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=run_predict)
 
     info = sub.add_parser("info", help="describe a model file")
-    info.add_argument("model", help="model file")
+    info.add_argument("model", help="model file ('starting': the shipped nuclei model)")
     info.set_defaults(func=run_info)
     return parser
 

@@ -10,6 +10,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
 from ..layout import crop, infer_layout
 from ..predict import PredictConfig, Segmentation, iter_segment
+from ..starting import load_starting_model, starting_model_path
 from ..tiling import TileProgress
 from ._base import PluginWidget
 from ._jobs import BackgroundJob, Stopped, notify
@@ -27,6 +28,7 @@ from ._layers import (
     write_image,
     write_labels,
 )
+from ._session import set_model
 
 SEGMENTATION, OBJECTS, UNCERTAINTY = "segmentation", "objects", "uncertainty"
 
@@ -85,6 +87,13 @@ class SegmentWidget(PluginWidget):
         if image is None:
             notify("open an image to segment", warning=True)
             return None
+        if model is None and starting_model_path() is not None:
+            model = load_starting_model()
+            set_model(self.viewer, model, "starting model")
+            notify(
+                "no model trained yet: segmenting with the starting model (synthetic nuclei); "
+                "paint corrections and retrain to adapt it"
+            )
         if model is None:
             notify("there is no model yet: train one (Train widget) or load a model file", warning=True)
             return None

@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..io import load_model, save_model
 from ..model import PRESETS, preset_for_device
 from ..preview import Preview, with_previews
+from ..starting import load_starting_model, starting_model_path
 from ..train import TrainProgress, fit
 from ._base import PluginWidget
 from ._jobs import BackgroundJob, Stopped, notify, notify_error, warm_up_torch
@@ -43,7 +44,7 @@ from ._plot import CurvePlot
 from ._session import set_model
 from ._train_settings import TrainSettings
 
-CURRENT, FROM_FILE = "current model", "model file…"
+CURRENT, FROM_FILE, STARTING = "current model", "model file…", "starting model (nuclei)"
 PREVIEW = "preview"
 #: Largest side of the previewed region, so a preview stays quick on the CPU.
 PREVIEW_SIDE = 768
@@ -61,8 +62,12 @@ class TrainWidget(PluginWidget):
         self.channels.addItems(list(CHANNEL_CHOICES))
         self.add_row("channels", self.channels)
         self.source = QComboBox()
-        self.source.addItems([f"new: {name}" for name in PRESETS] + [CURRENT, FROM_FILE])
-        self.source.setCurrentText(f"new: {preset_for_device(devices.select_device('auto').type)}")
+        shipped = [STARTING] if starting_model_path() is not None else []
+        self.source.addItems(shipped + [f"new: {name}" for name in PRESETS] + [CURRENT, FROM_FILE])
+        self.source.setCurrentText(
+            shipped[0] if shipped else f"new: {preset_for_device(devices.select_device('auto').type)}"
+        )
+        self.source.setToolTip("the starting model was trained on synthetic nuclei: fine-tuning it is faster")
         self.add_row("model", self.source)
         self.settings = TrainSettings()
         self.layout().addWidget(self.settings)
@@ -144,6 +149,9 @@ class TrainWidget(PluginWidget):
             if self.session.model is None:
                 raise InputError("there is no current model yet: start training a new one first")
             model = self.session.model
+        elif source == STARTING:
+            model = load_starting_model()
+            self.session.model_label = "starting model"
         elif source == FROM_FILE:
             path, _ = QFileDialog.getOpenFileName(self, "Model to train further", "", "napari-unet model (*.pt)")
             if not path:

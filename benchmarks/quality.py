@@ -1,0 +1,293 @@
+"""Segmentation quality against the anchors, on the protocols of BENCHMARKS.md, with ablations.
+
+Every case trains a U-Net on simulated annotations and, on the same annotations in the same run, the
+anchors: a random forest on multiscale features (ilastik / napari-APOC) and Otsu + distance watershed.
+
+    python benchmarks/quality.py [--device cpu] [--cases dsb_scribbles isbi_full ...] [--seed 0]
+
+Cases: dsb_scribbles, dsb_full_objects, isbi_scribbles, isbi_full, synthetic_touching, and the ablations
+(ablation_no_elastic, ablation_no_border, ablation_same_padding on the few-full-objects protocol).
+Writes benchmarks/results/quality.json and quality.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+from skimage.metrics import adapted_rand_error
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import datasets
+import napari_unet as nu
+from anchors import RandomForestAnchor, distance_watershed, otsu_watershed
+from napari_unet.device import describe, select_device
+from napari_unet.metrics import foreground_iou, object_scores
+from protocols import full_objects, isbi_scribbles, scribbles
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MAX_FOREST_PIXELS = 300_000
+
+
+def train_unet(images, annotations, args, steps: int, preset: str | None = None, **overrides) -> tuple[nu.Model, dict]:
+    """Train a new model; ``overrides`` go to TrainConfig (augment=..., border_w0=...) or the model (padding)."""
+    padding = overrides.pop("padding", "valid")
+    n_classes = max(int(a.max()) for a in annotations)
+    names = ["object"] + [f"class{v}" for v in range(3, n_classes + 1)]
+    model = nu.new_model(preset or args.preset, names, seed=args.seed, padding=padding)
+    config = replace(nu.TrainConfig(steps=steps, seed=args.seed, device=args.device), **overrides)
+    start = time.perf_counter()
+    nu.drain(nu.fit(model, images, annotations, config))
+    info = {
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "steps": steps,
+        "preset": preset or args.preset,
+        "labelled_fraction": round(float(np.mean([(a > 0).mean() for a in annotations])), 5),
+    }
+    return model, info
+
+
+def object_row(name: str, truth: np.ndarray, objects: np.ndarray, classes: np.ndarray | None = None, **extra) -> dict:
+    """F1@0.5 and foreground IoU of an instance prediction."""
+    scores = object_scores(truth, objects)
+    return {
+        "method": name,
+        "f1": round(scores.f1, 4),
+        "foreground_iou": round(foreground_iou(truth, objects if classes is None else classes), 4),
+        **extra,
+    }
+
+
+def forest_rows(images, annotations, tests) -> list[dict]:
+    """The random-forest anchor with connected components and with a distance watershed."""
+    forest = RandomForestAnchor(images, annotations)
+    rows = {"random forest + components": [], "random forest + watershed": []}
+    for image, truth in tests:
+        mask = forest.classes(image) > 0
+        rows["random forest + components"].append(object_row("", truth, ndimage.label(mask)[0]))
+        rows["random forest + watershed"].append(object_row("", truth, distance_watershed(mask)))
+    return [_mean_row(name, r, fit_seconds=round(forest.fit_seconds, 1)) for name, r in rows.items()]
+
+
+def _mean_row(name: str, rows: list[dict], **extra) -> dict:
+    return {
+        "method": name,
+        "f1": round(float(np.mean([r["f1"] for r in rows])), 4),
+        "foreground_iou": round(float(np.mean([r["foreground_iou"] for r in rows])), 4),
+        **extra,
+    }
+
+
+def unet_rows(model: nu.Model, info: dict, tests, name: str = "U-Net", args=None) -> list[dict]:
+    """Objects of the U-Net on every test image, averaged."""
+    rows = []
+    start = time.perf_counter()
+    for image, truth in tests:
+        result = nu.segment(model, image, nu.PredictConfig(device=args.device))
+        rows.append(object_row(name, truth, result.objects, result.classes))
+    return [_mean_row(name, rows, predict_seconds=round(time.perf_counter() - start, 1), **info)]
+
+
+def case_dsb(protocol: Callable, args) -> list[dict]:
+    image, truth = datasets.dsb2018()
+    annotation = protocol(truth, n_objects=10, n_background=10, seed=args.seed)
+    model, info = train_unet([image], [annotation], args, args.steps)
+    rows = unet_rows(model, info, [(image, truth)], args=args)
+    rows += forest_rows([image], [annotation], [(image, truth)])
+    rows.append(object_row("Otsu + watershed", truth, otsu_watershed(image)))
+    return rows
+
+
+def isbi_scores(name: str, predict_interior: Callable[[np.ndarray], np.ndarray], images, interiors, **extra) -> dict:
+    """Adapted Rand error on 4-connected interior components, and pixel error, over the test slices."""
+    rand, pixel = [], []
+    for image, interior in zip(images, interiors, strict=True):
+        predicted = predict_interior(image)
+        truth_cc, _ = ndimage.label(interior)
+        test_cc, _ = ndimage.label(predicted)
+        rand.append(adapted_rand_error(truth_cc, test_cc)[0])
+        pixel.append(float((predicted != interior).mean()))
+    return {
+        "method": name,
+        "adapted_rand_error": round(float(np.mean(rand)), 4),
+        "pixel_error": round(float(np.mean(pixel)), 4),
+        **extra,
+    }
+
+
+def case_isbi(full: bool, args) -> list[dict]:
+    train_slices = range(0, 20) if full else range(0, 3)
+    images, interiors = datasets.isbi2012(train_slices)
+    test_images, test_interiors = datasets.isbi2012(range(20, 30))
+    if full:
+        annotations = [np.where(i, 2, 1).astype(np.uint8) for i in interiors]
+    else:
+        annotations = [isbi_scribbles(i, seed=args.seed + k) for k, i in enumerate(interiors)]
+    model, info = train_unet(list(images), annotations, args, args.steps_full if full else args.steps)
+
+    def unet_interior(image):
+        return nu.segment(model, image, nu.PredictConfig(device=args.device), objects=False).classes == 2
+
+    rows = [isbi_scores("U-Net", unet_interior, test_images, test_interiors, **info)]
+    rng = np.random.default_rng(args.seed)
+    forest_annotations = []
+    for annotation in annotations:  # the forest gets at most MAX_FOREST_PIXELS painted pixels in all
+        keep = rng.random(annotation.shape) < MAX_FOREST_PIXELS / max((np.stack(annotations) > 0).sum(), 1)
+        forest_annotations.append(np.where(keep, annotation, 0))
+    forest = RandomForestAnchor(list(images), forest_annotations)
+    rows.append(
+        isbi_scores(
+            "random forest",
+            lambda im: forest.classes(im) == 2,
+            test_images,
+            test_interiors,
+            fit_seconds=round(forest.fit_seconds, 1),
+        )
+    )
+    return rows
+
+
+def case_synthetic(args, **overrides) -> list[dict]:
+    """Few full objects on two synthetic images of touching nuclei; tested on three others."""
+    train = datasets.synthetic_touching(2, seed=500)
+    tests = datasets.synthetic_touching(3, seed=600)
+    annotations = [
+        full_objects(truth, n_objects=15, n_background=10, seed=args.seed + k) for k, (_, truth) in enumerate(train)
+    ]
+    images = [image for image, _ in train]
+    rows = []
+    for label, extra in (("U-Net", {}), ("U-Net without border weights", {"border_w0": 0.0})):
+        model, info = train_unet(images, annotations, args, args.steps, **{**overrides, **extra})
+        rows += unet_rows(model, info, tests, label, args)
+    rows += forest_rows(images, annotations, tests)
+    rows.append(_mean_row("Otsu + watershed", [object_row("", t, otsu_watershed(i)) for i, t in tests]))
+    return rows
+
+
+def case_ablation(args, label: str, **overrides) -> list[dict]:
+    """The few-full-objects protocol on DSB2018 with one of the paper's ideas switched off."""
+    image, truth = datasets.dsb2018()
+    annotation = full_objects(truth, n_objects=10, n_background=10, seed=args.seed)
+    model, info = train_unet([image], [annotation], args, args.steps, **overrides)
+    return unet_rows(model, info, [(image, truth)], label, args)
+
+
+def learning_curve(model: nu.Model, image, truth, annotation, args, steps: int, checkpoints) -> list[dict]:
+    """F1@0.5 on the image at the given steps of one run, against training seconds (evaluation excluded)."""
+    config = nu.TrainConfig(steps=steps, seed=args.seed, device=args.device, validate_every=10**9)
+    predict = nu.PredictConfig(device=args.device)
+    points = [
+        {"step": 0, "train_seconds": 0.0, "f1": round(object_scores(truth, nu.segment(model, image).objects).f1, 4)}
+    ]
+    evaluating = 0.0
+    start = time.perf_counter()
+    for record in nu.fit(model, [image], [annotation], config):
+        if record.step in checkpoints and not record.done:
+            trained = time.perf_counter() - start - evaluating
+            f1 = object_scores(truth, nu.segment(model, image, predict).objects).f1
+            evaluating = time.perf_counter() - start - trained
+            points.append({"step": record.step, "train_seconds": round(trained, 1), "f1": round(f1, 4)})
+    return points
+
+
+def case_starting_model(args) -> list[dict]:
+    """Zero-shot quality of the shipped starting model on DSB2018, and fine-tuning from it vs from scratch."""
+    from napari_unet.starting import load_starting_model
+
+    image, truth = datasets.dsb2018()
+    annotation = scribbles(truth, n_objects=10, n_background=10, seed=args.seed)
+    zero = nu.segment(load_starting_model(), image, nu.PredictConfig(device=args.device))
+    rows = [object_row("starting model, zero-shot", truth, zero.objects, zero.classes)]
+    checkpoints = {25, 50, 100, 150, 200, 300, 400, 500}
+    for label, model in (
+        ("from scratch", nu.new_model("light", ["nucleus"], seed=args.seed)),
+        ("from the starting model", load_starting_model()),
+    ):
+        curve = learning_curve(model, image, truth, annotation, args, args.steps, checkpoints)
+        reached = next((p["train_seconds"] for p in curve if p["f1"] >= 0.9), None)
+        rows.append(
+            {"method": f"U-Net {label}, scribbles", "f1": curve[-1]["f1"], "seconds_to_f1_0.9": reached, "curve": curve}
+        )
+    return rows
+
+
+CASES: dict[str, Callable] = {
+    "dsb_scribbles": lambda a: case_dsb(scribbles, a),
+    "dsb_full_objects": lambda a: case_dsb(full_objects, a),
+    "isbi_scribbles": lambda a: case_isbi(False, a),
+    "isbi_full": lambda a: case_isbi(True, a),
+    "synthetic_touching": case_synthetic,
+    "ablation_no_elastic": lambda a: case_ablation(
+        a, "U-Net without elastic deformation", augment=nu.AugmentConfig(elastic_sigma=0.0)
+    ),
+    "ablation_no_border": lambda a: case_ablation(a, "U-Net without border weights", border_w0=0.0),
+    "ablation_same_padding": lambda a: case_ablation(a, "U-Net with same padding", padding="same"),
+    "starting_model": case_starting_model,
+}
+
+
+def markdown(results: dict) -> str:
+    """The results as markdown tables, one per case."""
+    lines = [f"# Quality benchmark ({results['device']}, {results['date']})", ""]
+    for case, rows in results["cases"].items():
+        lines += [f"## {case}", ""]
+        keys = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in ("method", "curve")]
+        lines += ["| method | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
+        for row in rows:
+            lines.append(f"| {row['method']} | " + " | ".join(str(row.get(k, "")) for k in keys) + " |")
+        lines.append("")
+        for row in rows:
+            if "curve" in row:
+                points = ", ".join(f"{p['step']}: {p['f1']:.3f} ({p['train_seconds']:.0f} s)" for p in row["curve"])
+                lines += [f"{row['method']}, F1 by step (training seconds): {points}", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preset", default="light")
+    parser.add_argument("--steps", type=int, default=nu.TrainConfig().steps)
+    parser.add_argument("--steps-full", type=int, default=1500, help="steps for the fully labelled ISBI case")
+    parser.add_argument("--out", default="quality", help="name of the result files")
+    parser.add_argument("--fresh", action="store_true", help="drop the results of cases not run now")
+    args = parser.parse_args()
+    if not datasets.available():
+        raise SystemExit(f"benchmark data not found in {datasets.DATA}")
+    device = select_device(args.device)
+    results = {
+        "device": describe(device),
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "seed": args.seed,
+        "preset": args.preset,
+        "cases": {},
+    }
+    for case in args.cases:
+        start = time.perf_counter()
+        results["cases"][case] = CASES[case](args)
+        print(f"{case}: {time.perf_counter() - start:.0f} s", json.dumps(results["cases"][case]), flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{args.out}.json"
+    if path.exists() and not args.fresh:  # cases run now replace theirs; the others are kept
+        earlier = json.loads(path.read_text())
+        results["cases"] = {**earlier.get("cases", {}), **results["cases"]}
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{args.out}.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
