@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=600, help="synthetic training images")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--patch-size", type=int, default=188)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
@@ -56,8 +57,14 @@ def main() -> None:
     print(f"generated {len(images)} images in {time.perf_counter() - start:.0f} s", flush=True)
     model = nu.new_model("light", ["nucleus"], seed=args.seed)
     config = nu.TrainConfig(
-        steps=args.steps, minutes=None if args.steps else args.minutes, batch_size=args.batch_size,
-        patch_size=188, val_fraction=0.02, validate_every=500, seed=args.seed, device=args.device,
+        steps=args.steps,
+        minutes=None if args.steps else args.minutes,
+        batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        val_fraction=0.02,
+        validate_every=500,
+        seed=args.seed,
+        device=args.device,
     )
     last = time.perf_counter()
     for record in nu.fit(model, images, annotations, config):
@@ -69,13 +76,16 @@ def main() -> None:
     scores = [object_scores(t, nu.segment(model, i).objects).f1 for i, t in zip(held_images, held_truths, strict=True)]
     model.history[-1]["recipe"] = (
         f"scripts/train_starting_model.py --pool {args.pool} --size {args.size} --batch-size {args.batch_size} "
+        f"--patch-size {args.patch_size} --device {record.device!r} "
         f"--seed {args.seed} " + (f"--steps {args.steps}" if args.steps else f"--minutes {args.minutes}")
     )
     model.history[-1]["synthetic_held_out_f1"] = round(float(np.mean(scores)), 4)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     nu.save_model(model, args.out, overwrite=True, half=True)
-    print(f"held-out synthetic F1@0.5 {np.mean(scores):.3f}; saved {args.out} "
-          f"({Path(args.out).stat().st_size / 1e6:.1f} MB) after {time.perf_counter() - start:.0f} s")
+    print(
+        f"held-out synthetic F1@0.5 {np.mean(scores):.3f}; saved {args.out} "
+        f"({Path(args.out).stat().st_size / 1e6:.1f} MB) after {time.perf_counter() - start:.0f} s"
+    )
 
 
 if __name__ == "__main__":
