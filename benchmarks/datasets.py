@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ from skimage import io
 
 from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: The benchmark data; NAPARI_UNET_BENCH_DATA points elsewhere (a copy carried to a GPU machine, say).
+DATA = Path(os.environ.get("NAPARI_UNET_BENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def available() -> bool:

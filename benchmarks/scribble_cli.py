@@ -25,12 +25,14 @@ import tifffile
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import datasets
 from anchors import otsu_watershed
+from napari_unet.device import describe, select_device
 from napari_unet.metrics import foreground_iou, object_scores
 from protocols import scribbles
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "dsb2018"
+DATA = datasets.DATA / "dsb2018"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -92,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", default="scribble_cli", help="name of the result file")
     parser.add_argument("--extra-train-args", nargs=argparse.REMAINDER, default=[])
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -107,7 +110,7 @@ def main() -> None:
         rows = [one_seed(s, args.device, args.extra_train_args, Path(tmp)) for s in args.seeds]
     summary = {
         "benchmark": "DSB2018 scribbles through the command line",
-        "device": args.device,
+        "device": describe(select_device(args.device)),
         "cpu_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "train_args": args.extra_train_args,
@@ -118,7 +121,7 @@ def main() -> None:
         "anchor_otsu_watershed": anchor_scores,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scribble_cli.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(summary, indent=2) + "\n")
     print("| seed | labelled | F1@0.5 | fg IoU | train s | predict s |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:

@@ -87,7 +87,10 @@ def test_same_padding_tiles_approximately():
 @cuda
 @pytest.mark.gpu
 @pytest.mark.parametrize("amp", [False, True])
-def test_tiling_invariant_on_gpu(amp):
+def test_tiling_invariant_on_gpu(amp, monkeypatch):
+    # cuDNN runs float32 convolutions as TF32 by default (10-bit mantissa, ~1e-3 relative error that
+    # depends on the algorithm chosen per tile size); the invariant is checked in true float32
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     net = UNet(UNetConfig(depth=4, base_filters=16, norm="batch")).cuda().eval()
     image = np.random.default_rng(0).random((2, 1, 300, 517)).astype(np.float32)
     geom = TileGeometry(4)
