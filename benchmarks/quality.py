@@ -45,7 +45,10 @@ def train_unet(images, annotations, args, steps: int, preset: str | None = None,
     n_classes = max(int(a.max()) for a in annotations)
     names = ["object"] + [f"class{v}" for v in range(3, n_classes + 1)]
     model = nu.new_model(preset or args.preset, names, seed=args.seed, padding=padding)
-    config = replace(nu.TrainConfig(steps=steps, seed=args.seed, device=args.device), **overrides)
+    base = nu.TrainConfig(steps=steps, seed=args.seed, device=args.device)
+    if args.patch_size:
+        base = replace(base, patch_size=args.patch_size)
+    config = replace(base, **overrides)
     start = time.perf_counter()
     nu.drain(nu.fit(model, images, annotations, config))
     info = {
@@ -270,6 +273,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preset", default="light")
     parser.add_argument("--steps", type=int, default=nu.TrainConfig().steps)
+    parser.add_argument("--patch-size", type=int, default=0, help="training patch size (0: the default)")
     parser.add_argument("--steps-full", type=int, default=1500, help="steps for the fully labelled ISBI case")
     parser.add_argument("--out", default="quality", help="name of the result files")
     parser.add_argument("--fresh", action="store_true", help="drop the results of cases not run now")

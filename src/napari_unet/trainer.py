@@ -19,6 +19,7 @@ from .augment import augment_batch
 from .bundle import Model
 from .data import TrainingData
 from .losses import weighted_cross_entropy
+from .model import UNetConfig
 from .train_config import TrainConfig, TrainProgress, learning_rate_at
 from .validation import Validation, validate
 
@@ -35,10 +36,21 @@ def _optimizer(net: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
+#: Output side of a training patch when ``TrainConfig.patch_size`` is 0.
+DEFAULT_PATCH_OUTPUT = 96
+
+
+def default_patch_size(cfg: UNetConfig) -> int:
+    """The training input side used when none is given: outputs of at least DEFAULT_PATCH_OUTPUT pixels."""
+    if cfg.padding == "same":
+        return 128
+    return cfg.valid_input_size(2 * cfg.halo + DEFAULT_PATCH_OUTPUT)
+
+
 def patch_geometry(model: Model, config: TrainConfig) -> tuple[int, int, int]:
     """Network input size, output size and the larger window cut for augmentation."""
     cfg = model.config
-    size = config.patch_size or 128
+    size = config.patch_size or default_patch_size(cfg)
     if cfg.padding == "same":
         size = math.ceil(size / 2**cfg.depth) * 2**cfg.depth
     else:
