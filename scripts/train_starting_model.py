@@ -76,7 +76,7 @@ def main() -> None:
     scores = [object_scores(t, nu.segment(model, i).objects).f1 for i, t in zip(held_images, held_truths, strict=True)]
     model.history[-1]["recipe"] = (
         f"scripts/train_starting_model.py --pool {args.pool} --size {args.size} --batch-size {args.batch_size} "
-        f"--patch-size {args.patch_size} --device {record.device!r} "
+        f"--patch-size {args.patch_size} --device {args.device} "
         f"--seed {args.seed} " + (f"--steps {args.steps}" if args.steps else f"--minutes {args.minutes}")
     )
     model.history[-1]["synthetic_held_out_f1"] = round(float(np.mean(scores)), 4)

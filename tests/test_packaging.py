@@ -31,7 +31,7 @@ def test_npe2_validate():
 
 
 @pytest.mark.slow
-def test_wheel_ships_the_manifest_and_sample_data(tmp_path):
+def test_wheel_ships_the_manifest_sample_data_and_starting_model(tmp_path):
     result = subprocess.run(
         [
             sys.executable,
@@ -59,3 +59,4 @@ def test_wheel_ships_the_manifest_and_sample_data(tmp_path):
     assert "napari-unet = napari_unet:napari.yaml" in text
     assert "napari-unet = napari_unet.cli:main" in text
     assert "napari_unet/sample_data/dsb2018_nuclei.tif" in names
+    assert "napari_unet/models/nuclei.pt" in names  # the starting model

@@ -108,10 +108,23 @@ def test_broken_model_file(plugin, messages, tmp_path):
     assert "not a napari-unet model" in _texts(messages, "error")
 
 
-def test_segment_without_model_or_while_training(plugin, cells, qtbot, messages):
+def test_segment_without_any_model(plugin, messages, monkeypatch):
     _, w = plugin
+    monkeypatch.setattr("napari_unet._widgets.segment.starting_model_path", lambda: None)
     assert w["Segment"].segment() is None
     assert "there is no model yet" in _texts(messages, "warning")
+
+
+def test_first_segment_uses_the_starting_model(plugin, qtbot, messages):
+    viewer, w = plugin
+    wait_for(qtbot, w["Segment"].segment())
+    assert "segmenting with the starting model" in _texts(messages, "info")
+    objects = viewer.layers["cells objects"].data
+    assert objects.shape == (128, 128) and objects.max() > 3  # the synthetic nuclei are found
+
+
+def test_segment_while_training(plugin, cells, qtbot, messages):
+    _, w = plugin
     w["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
     w["Train"].settings.budget_value.setValue(5000)
     job = w["Train"].start()
