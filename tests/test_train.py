@@ -126,3 +126,14 @@ def test_out_of_memory_halves_the_batch_and_goes_on(tiny_model, scribbled, monke
         "GPU memory full: batch size lowered to 2",
     ]
     assert records[-1].done and records[-1].step == 6 and records[-1].message == "finished"
+
+
+def test_default_patch_depends_on_the_device():
+    from napari_unet.model import preset
+    from napari_unet.trainer import default_patch_size
+
+    light, standard = preset("light"), preset("standard")
+    assert default_patch_size(light, "cpu") == 132  # 44-pixel outputs: fast steps on a CPU
+    assert standard.output_size(default_patch_size(standard, "cuda")) >= 96  # context where compute is cheap
+    assert standard.output_size(default_patch_size(standard, "cpu")) >= 40
+    assert light.output_size(default_patch_size(light, "cuda")) >= 96

@@ -36,21 +36,25 @@ def _optimizer(net: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
-#: Output side of a training patch when ``TrainConfig.patch_size`` is 0.
-DEFAULT_PATCH_OUTPUT = 96
+#: Output side of a training patch when ``TrainConfig.patch_size`` is 0, by device type: on a GPU
+#: compute is cheap and larger outputs give more context per step (the standard preset's CLI scribble run
+#: on DSB2018 went from F1 0.71 with 20-pixel outputs to 0.83 with 100); on the CPU 44-pixel outputs of the
+#: light preset scored the same as 100-pixel ones (mean F1 0.832 vs 0.838 over 3 seeds) in half the time.
+DEFAULT_PATCH_OUTPUT = {"cpu": 40, "gpu": 96}
 
 
-def default_patch_size(cfg: UNetConfig) -> int:
-    """The training input side used when none is given: outputs of at least DEFAULT_PATCH_OUTPUT pixels."""
+def default_patch_size(cfg: UNetConfig, device_type: str = "cpu") -> int:
+    """The training input side used when none is given (see DEFAULT_PATCH_OUTPUT)."""
     if cfg.padding == "same":
         return 128
-    return cfg.valid_input_size(2 * cfg.halo + DEFAULT_PATCH_OUTPUT)
+    output = DEFAULT_PATCH_OUTPUT["cpu" if device_type == "cpu" else "gpu"]
+    return cfg.valid_input_size(2 * cfg.halo + output)
 
 
-def patch_geometry(model: Model, config: TrainConfig) -> tuple[int, int, int]:
+def patch_geometry(model: Model, config: TrainConfig, device_type: str = "cpu") -> tuple[int, int, int]:
     """Network input size, output size and the larger window cut for augmentation."""
     cfg = model.config
-    size = config.patch_size or default_patch_size(cfg)
+    size = config.patch_size or default_patch_size(cfg, device_type)
     if cfg.padding == "same":
         size = math.ceil(size / 2**cfg.depth) * 2**cfg.depth
     else:
@@ -67,7 +71,7 @@ class TrainingRun:
     def __init__(self, model: Model, data: TrainingData, config: TrainConfig, device: torch.device) -> None:
         self.model, self.data, self.config, self.device = model, data, config, device
         self.net = model.net
-        self.size, self.out, self.window = patch_geometry(model, config)
+        self.size, self.out, self.window = patch_geometry(model, config, device.type)
         self.rng = np.random.default_rng(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
         self.noise_gen = None
