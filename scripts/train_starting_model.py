@@ -1,6 +1,6 @@
 """Recipe of the shipped starting model: a light U-Net trained only on synthetic nuclei and cells.
 
-    python scripts/train_starting_model.py [--device auto] [--minutes 12] [--pool 600]
+    python scripts/train_starting_model.py [--device auto] [--minutes 3.5] [--pool 600]
 
 Generates a pool of varied synthetic images (napari_unet.synthetic.random_config: small to large nuclei,
 confluent cells, both contrast polarities, blur, noise, uneven light, debris), annotates them fully with
@@ -43,7 +43,7 @@ def pool(count: int, seed: int, size: int) -> tuple[list[np.ndarray], list[np.nd
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--minutes", type=float, default=12.0)
+    parser.add_argument("--minutes", type=float, default=3.5)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--pool", type=int, default=600, help="synthetic training images")
     parser.add_argument("--size", type=int, default=256)
