@@ -82,15 +82,23 @@ def free_memory(device: torch.device) -> int:
 def on_device(module: torch.nn.Module, device: torch.device, channels_last: bool = False) -> Iterator[None]:
     """Run a job with ``module`` on ``device``, then put it back where it was.
 
-    A module that is already there (a network in the middle of training, asked for a preview) is left
-    alone; one brought over is moved back afterwards and the device's cached memory released.
+    A module that is already there (a network in the middle of training, asked for a preview) stays
+    there (on a CPU it is switched to channels-last for the job and back); one brought over is moved back
+    afterwards and the device's cached memory released.
     """
     home = next(module.parameters()).device
     if home == device or (home.type == device.type and device.index is None):
-        yield
+        if channels_last and device.type == "cpu":  # oneDNN: 1.5-1.8x faster with channels-last weights
+            module.to(memory_format=torch.channels_last)
+            try:
+                yield
+            finally:
+                module.to(memory_format=torch.contiguous_format)
+        else:
+            yield
         return
     module.to(device)
-    if channels_last and device.type == "cuda":
+    if channels_last and device.type in ("cuda", "cpu"):
         module.to(memory_format=torch.channels_last)
     try:
         yield

@@ -125,7 +125,7 @@ class TrainingRun:
         x, y, w = augment_batch(x, y, w, self.config.augment, self.gen, (self.size, self.size), self.noise_gen)
         crop = (self.size - self.out) // 2
         y, w = (t[:, crop : crop + self.out, crop : crop + self.out] for t in (y, w))
-        if self.config.channels_last and self.device.type == "cuda":
+        if self.config.channels_last and self.device.type in ("cuda", "cpu"):
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y, w
 
@@ -158,7 +158,7 @@ class TrainingRun:
     def steps(self) -> Generator[TrainProgress, None, None]:
         """The optimisation loop: a record after every step, and a final one with ``done=True``."""
         self.net.to(self.device)
-        if self.config.channels_last and self.device.type == "cuda":
+        if self.config.channels_last and self.device.type in ("cuda", "cpu"):
             self.net.to(memory_format=torch.channels_last)
         optimizer = _optimizer(self.net, self.config)
         self.good_state = copy.deepcopy(self.net.state_dict())
