@@ -120,3 +120,17 @@ def test_test_time_augmentation_averages_and_stays_seamless(tiny_model):
     assert np.abs(averaged - drain(predict_probabilities(tiny_model, image))).max() > 1e-3
     tiled = drain(predict_probabilities(tiny_model, image, PredictConfig(test_time_augmentation=True, tile=60)))
     np.testing.assert_allclose(tiled, averaged, atol=1e-5)  # valid sizes share their remainder: no seams
+
+
+def test_job_size_uses_one_tile_for_small_images_and_cache_sized_tiles_for_large_ones():
+    import torch
+
+    from napari_unet import new_model
+    from napari_unet.predict import PredictConfig, job_size
+
+    model, cpu = new_model("light", ["nucleus"]), torch.device("cpu")
+    small, _ = job_size(model, cpu, PredictConfig(), (512, 512))
+    large, _ = job_size(model, cpu, PredictConfig(), (4096, 4096))
+    assert model.config.output_size(small) >= 512  # the whole image in one tile
+    assert large < small  # cache-sized tiles on the CPU
+    assert job_size(model, cpu, PredictConfig(tile=252, batch_size=3), (4096, 4096)) == (252, 3)
