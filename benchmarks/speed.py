@@ -333,8 +333,8 @@ def main() -> None:
         jobs = [("standard", 8, 0), ("paper", 4, 572)] if gpu else [("light", 8, 0)]
         steps = 12 if args.quick else (150 if gpu else 30)
         results["training"] = []
-        for name, batch, patch in jobs:
-            results["training"].append(training_rate(name, device, steps, batch, patch))
+        for job_preset, batch, patch in jobs:
+            results["training"].append(training_rate(job_preset, device, steps, batch, patch))
             print("training", results["training"][-1], flush=True)
             save()
         results["first_preview"] = [first_preview(jobs[0][0], device, jobs[0][1], jobs[0][2])]
