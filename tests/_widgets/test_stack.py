@@ -27,7 +27,7 @@ def test_stack_plane_by_plane(make_napari_viewer, qtbot, messages):
     annotation = annotate.ensure_annotation_layer()
     annotation.data[1] = scribbles_for(planes[1][1])  # only the middle plane is painted
     train = _train(viewer, qtbot, 30)
-    assert train.session.model.trained_steps == 30
+    assert train.session.model.history[-1]["steps"] == 30
     _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
     viewer.dims.set_current_step(0, 2)
     wait_for(qtbot, segment.segment())
@@ -52,7 +52,8 @@ def test_multichannel_channels_last(make_napari_viewer, qtbot, messages):
     annotate.channels.setCurrentText("channels last")
     annotate.ensure_annotation_layer().data = scribbles_for(objects)
     train = _train(viewer, qtbot, 10, channels="channels last")
-    assert train.session.model.in_channels == 2
+    assert train.session.model.in_channels == 2  # the one-channel starting model gave way to a new one
+    assert any("training a new" in text for _, text in messages)
     _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
     segment.channels.setCurrentText("channels last")
     wait_for(qtbot, segment.segment())

@@ -144,6 +144,7 @@ class TrainWidget(PluginWidget):
     def _model_for(self, annotation: Labels, in_channels: int, continue_training: bool) -> Model | None:
         classes = classes_of(annotation)
         names = [classes[v]["name"] for v in sorted(classes) if v > 1] or ["object"]
+        top = int(np.max(annotation.data, initial=0))
         source = CURRENT if continue_training else self.source.currentText()
         if source == CURRENT:
             if self.session.model is None:
@@ -152,16 +153,24 @@ class TrainWidget(PluginWidget):
         elif source == STARTING:
             model = load_starting_model()
             self.session.model_label = "starting model"
+            if model.in_channels != in_channels or top > model.n_classes:
+                preset = preset_for_device(devices.select_device(self.settings.config().device).type)
+                notify(
+                    f"the starting model reads 1 channel and knows 1 object class; this image has {in_channels} "
+                    f"channel(s) and the annotation {max(top - 1, 1)} class(es): training a new {preset} model"
+                )
+                source = f"new: {preset}"
+                model = None
         elif source == FROM_FILE:
             path, _ = QFileDialog.getOpenFileName(self, "Model to train further", "", "napari-unet model (*.pt)")
             if not path:
                 return None
             model = load_model(path)
             self.session.model_label = Path(path).name
-        else:
-            model = new_model(source.split(": ")[1], names, in_channels=in_channels, seed=self.settings.config().seed)
-            self.session.model_label = f"new {source.split(': ')[1]} model"
-        top = int(np.max(annotation.data, initial=0))
+        if source.startswith("new: "):
+            preset = source.split(": ")[1]
+            model = new_model(preset, names, in_channels=in_channels, seed=self.settings.config().seed)
+            self.session.model_label = f"new {preset} model"
         if top > model.n_classes:
             raise InputError(
                 f"the annotation uses class {top} but the model knows {model.n_classes - 1} object class(es); "
