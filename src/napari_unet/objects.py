@@ -63,19 +63,43 @@ def probabilities_to_classes(probabilities: np.ndarray) -> np.ndarray:
 
 
 def split_mask(mask: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, int]:
-    """Label a 2D binary mask into objects, splitting touching ones at the necks between them."""
+    """Label a 2D binary mask into objects, splitting touching ones at the necks between them.
+
+    Each connected component is split on its own, in its bounding box: the centres are the h-maxima of
+    its (smoothed) distance to the background, grown back by a watershed. Working per component keeps
+    the cost proportional to the objects rather than the image (h-maxima sorts every pixel it is given:
+    on a whole 4096x4096 image that was most of the object time).
+    """
+    components, n_components = ndimage.label(mask)
     if not config.split:
-        labels, n = ndimage.label(mask)
-        return labels, n
+        return components, n_components
     distance = ndimage.distance_transform_edt(mask)
     if config.smoothing > 0:
         distance = ndimage.gaussian_filter(distance, config.smoothing)
-    markers, n = ndimage.label(h_maxima(distance, config.split_depth) & mask)
-    labels = watershed(-distance, markers, mask=mask)
-    # components without a marker (thin slivers) keep an id of their own
-    orphans, n_orphans = ndimage.label(mask & (labels == 0))
-    labels[orphans > 0] = orphans[orphans > 0] + n
-    return labels, n + n_orphans
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    count = 0
+    for index, box in enumerate(ndimage.find_objects(components), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)  # a background rim
+        own = components[box] == index
+        height = np.where(own, distance[box], 0.0)
+        markers, n = ndimage.label(h_maxima(height, config.split_depth) & own)
+        target = labels[box]  # a view: writing to it writes to labels
+        if n <= 1:
+            target[own] = count + 1
+            count += 1
+            continue
+        parts = watershed(-height, markers, mask=own)
+        reached = parts > 0
+        target[reached] = parts[reached] + count
+        count += n
+        # pixels no marker reached (thin slivers) keep an id of their own
+        orphans, n_orphans = ndimage.label(own & (parts == 0))
+        if n_orphans:
+            target[orphans > 0] = orphans[orphans > 0] + count
+            count += n_orphans
+    return labels, count
 
 
 def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
