@@ -103,12 +103,10 @@ def network_rate(
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(device=device, memory_format=memory_format).eval()
     x = torch.randn(batch, config.in_channels, tile, tile, device=device).contiguous(memory_format=memory_format)
-    amp = precision != "fp32"
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    dtype = torch.bfloat16 if precision == "bf16" else None
-    context = torch.autocast(device.type, dtype=dtype) if amp and dtype else devices.autocast(device, False)
-    with torch.inference_mode(), context:
+    bf16 = precision == "bf16"
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         for _ in range(2):
             net(x)
         sync(device)
