@@ -23,7 +23,7 @@ import napari_unet as nu
 from napari_unet.metrics import object_scores
 from napari_unet.objects import ObjectConfig, classes_to_objects
 from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
-from protocols import scribbles
+from protocols import full_objects, scribbles
 
 RESULTS = Path(__file__).resolve().parent / "results"
 THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95)
@@ -34,12 +34,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument(
+        "--protocol", choices=["scribbles", "full_objects"], default="scribbles", help="how the images are annotated"
+    )
     args = parser.parse_args()
+    annotate = scribbles if args.protocol == "scribbles" else (lambda t, seed: full_objects(t, 10, 10, seed=seed))
     scores: dict[str, list[float]] = {}
     for seed in args.seeds:
         image, truth = synthetic_nuclei(SyntheticConfig(shape=(512, 512), density=0.22, touching=0.5), seed=100 + seed)
         model = nu.new_model("light", ["nucleus"], seed=seed)
-        nu.drain(nu.fit(model, [image], [scribbles(truth, seed=seed)], nu.TrainConfig(steps=args.steps, seed=seed)))
+        nu.drain(nu.fit(model, [image], [annotate(truth, seed=seed)], nu.TrainConfig(steps=args.steps, seed=seed)))
         result = nu.segment(model, image, objects=False)
         for threshold in THRESHOLDS:
             for depth in DEPTHS:
@@ -49,10 +53,11 @@ def main() -> None:
         print(f"seed {seed} done", flush=True)
     ranked = sorted(scores.items(), key=lambda kv: -np.mean(kv[1]))
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "object_defaults.json").write_text(
+    name = "object_defaults" if args.protocol == "scribbles" else f"object_defaults_{args.protocol}"
+    (RESULTS / f"{name}.json").write_text(
         json.dumps(
             {
-                "benchmark": "object extraction defaults, synthetic scribbles (light preset)",
+                "benchmark": f"object extraction defaults, synthetic {args.protocol} (light preset)",
                 "steps": args.steps,
                 "seeds": args.seeds,
                 "f1_by_threshold_and_split_depth": {k: [round(x, 4) for x in v] for k, v in ranked},
