@@ -25,6 +25,18 @@ FORMAT_VERSION = 1
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy")
 
 
+def _mode_for(target: Path) -> int:
+    """Permissions for a file written at ``target``: those of the file it replaces, else a new file's.
+
+    A new file gets 0666 less the umask, so colleagues can read exports in a shared folder.
+    """
+    if target.exists():
+        return target.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwrite: bool = False) -> Path:
     """Write a file through a temporary name in the same folder, then rename it into place.
 
@@ -52,6 +64,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None], overwri
         write(temporary)
         with open(temporary, "rb+") as stream:
             os.fsync(stream.fileno())
+        os.chmod(temporary, _mode_for(target))  # mkstemp makes it private (0600)
         os.replace(temporary, target)
     except BaseException as error:
         temporary.unlink(missing_ok=True)
