@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
 from napari_unet.metrics import object_scores
-from napari_unet.objects import ObjectConfig, classes_to_objects
+from napari_unet.objects import THRESHOLD_OUTLINED, THRESHOLD_SCRIBBLED, ObjectConfig, classes_to_objects
 from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
 from protocols import full_objects, scribbles
 
@@ -61,7 +61,10 @@ def main() -> None:
                 "steps": args.steps,
                 "seeds": args.seeds,
                 "f1_by_threshold_and_split_depth": {k: [round(x, 4) for x in v] for k, v in ranked},
-                "chosen": {"threshold": ObjectConfig().threshold, "split_depth": ObjectConfig().split_depth},
+                "chosen": {
+                    "threshold": THRESHOLD_SCRIBBLED if args.protocol == "scribbles" else THRESHOLD_OUTLINED,
+                    "split_depth": ObjectConfig().split_depth,
+                },
             },
             indent=2,
         )

@@ -32,7 +32,7 @@ import napari_unet as nu
 from anchors import RandomForestAnchor, distance_watershed, otsu_watershed
 from napari_unet.device import describe, select_device
 from napari_unet.metrics import foreground_iou, object_scores
-from napari_unet.objects import ObjectConfig
+from napari_unet.objects import THRESHOLD_SCRIBBLED
 from protocols import full_objects, isbi_scribbles, scribbles
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -142,7 +142,7 @@ def case_isbi(full: bool, args) -> list[dict]:
         probabilities = nu.predict_probabilities(model, image, nu.PredictConfig(device=args.device))
         return nu.drain(probabilities)[1] > threshold
 
-    confident = ObjectConfig().threshold
+    confident = THRESHOLD_SCRIBBLED
     rows = [
         isbi_scores("U-Net, interior > 0.5", unet_interior, test_images, test_interiors, **info),
         isbi_scores(

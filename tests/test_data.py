@@ -82,3 +82,14 @@ def test_bad_annotations(annotation, message):
 def test_float_and_bool_annotations_are_accepted():
     assert check_annotation(np.full((4, 4), 2.0), (4, 4), 2).dtype == np.uint8
     assert check_annotation(np.ones((4, 4), bool), (4, 4), 2).max() == 1
+
+
+def test_outlined_fraction_tells_scribbles_from_whole_objects(scribbled, tiny_model):
+    from napari_unet.annotation import instances_to_annotation
+    from napari_unet.train import TrainConfig, prepare
+
+    image, annotation, objects = scribbled
+    config = TrainConfig(steps=1)
+    assert prepare(tiny_model, [image], [annotation], config).outlined_fraction < 0.05  # centres, far background
+    outlined = instances_to_annotation(objects, 2, gap=True, ring=2)
+    assert prepare(tiny_model, [image], [outlined], config).outlined_fraction > 0.1

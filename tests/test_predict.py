@@ -134,3 +134,17 @@ def test_job_size_uses_one_tile_for_small_images_and_cache_sized_tiles_for_large
     assert model.config.output_size(small) >= 512  # the whole image in one tile
     assert large < small  # cache-sized tiles on the CPU
     assert job_size(model, cpu, PredictConfig(tile=252, batch_size=3), (4096, 4096)) == (252, 3)
+
+
+def test_object_threshold_follows_how_the_model_was_trained():
+    from napari_unet import new_model
+    from napari_unet.objects import THRESHOLD_OUTLINED, THRESHOLD_SCRIBBLED, ObjectConfig
+    from napari_unet.predict import object_config_for
+
+    model = new_model("light", ["nucleus"])
+    assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED  # never trained
+    model.history.append({"steps": 10, "outlined_fraction": 0.19})
+    assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_OUTLINED
+    model.history.append({"steps": 10, "outlined_fraction": 0.0})  # fine-tuned on scribbles since
+    assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED
+    assert object_config_for(model, ObjectConfig(threshold=0.6)).threshold == 0.6  # a choice is kept

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -13,7 +13,13 @@ from . import geometry
 from .bundle import Model
 from .errors import ResourceError
 from .layout import from_planes, infer_layout, to_planes
-from .objects import ObjectConfig, classes_to_objects, probabilities_to_classes
+from .objects import (
+    THRESHOLD_OUTLINED,
+    THRESHOLD_SCRIBBLED,
+    ObjectConfig,
+    classes_to_objects,
+    probabilities_to_classes,
+)
 from .progress import drain
 from .tiling import BatchPredictor, TileGeometry, TileProgress, predict_tiled
 
@@ -196,6 +202,25 @@ def predict_probabilities(
     return np.moveaxis(from_planes(probs, layout), -3, 0)
 
 
+#: A training session whose painted objects touch painted background at this share of their pixels or
+#: more outlined whole objects (scribbles: 0; whole objects painted with the background around: 0.15-0.2).
+OUTLINED_FRACTION = 0.05
+
+
+def object_config_for(model: Model, config: ObjectConfig) -> ObjectConfig:
+    """``config`` with its confidence threshold chosen for ``model`` if it has none.
+
+    A network trained on scribbles never saw the boundaries and is unsure near them: only its confident
+    core (0.95) separates touching objects. One trained on outlined objects is calibrated at boundaries,
+    and that threshold would erode its objects (0.7). The model's last training session decides.
+    """
+    if config.threshold is not None:
+        return config
+    sessions = [entry for entry in model.history if "outlined_fraction" in entry]
+    outlined = bool(sessions) and sessions[-1]["outlined_fraction"] >= OUTLINED_FRACTION
+    return replace(config, threshold=THRESHOLD_OUTLINED if outlined else THRESHOLD_SCRIBBLED)
+
+
 def iter_segment(
     model: Model,
     image: np.ndarray,
@@ -206,7 +231,9 @@ def iter_segment(
     """Segment an image: probabilities, then classes, then (optionally) objects; yields tile progress."""
     probabilities = yield from predict_probabilities(model, image, config, channel_axis)
     classes = probabilities_to_classes(probabilities)
-    instances = classes_to_objects(classes, config.objects, probabilities) if objects else None
+    instances = None
+    if objects:
+        instances = classes_to_objects(classes, object_config_for(model, config.objects), probabilities)
     return Segmentation(classes=classes, objects=instances, probabilities=probabilities)
 
 

@@ -221,6 +221,7 @@ class TrainingRun:
             "device": devices.describe(self.device),
             "ended": self.reason,
             "labelled_pixels": self.data.labelled_pixels,
+            "outlined_fraction": round(self.data.outlined_fraction, 4),
             "version": __version__,
         }
         if self.last_validation is not None:
