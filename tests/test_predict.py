@@ -148,3 +148,19 @@ def test_object_threshold_follows_how_the_model_was_trained():
     model.history.append({"steps": 10, "outlined_fraction": 0.0})  # fine-tuned on scribbles since
     assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED
     assert object_config_for(model, ObjectConfig(threshold=0.6)).threshold == 0.6  # a choice is kept
+
+
+def test_prediction_leaves_a_training_networks_memory_layout_alone():
+    import torch
+
+    from napari_unet import device as devices
+    from napari_unet import new_model
+
+    net = new_model("light", ["nucleus"]).net.to(memory_format=torch.channels_last)  # as training on a CPU
+    with devices.on_device(net, torch.device("cpu"), channels_last=True):
+        pass
+    assert devices._is_channels_last(net)
+    net.to(memory_format=torch.contiguous_format)  # as between jobs
+    with devices.on_device(net, torch.device("cpu"), channels_last=True):
+        assert devices._is_channels_last(net)  # channels-last for the job
+    assert not devices._is_channels_last(net)  # and back

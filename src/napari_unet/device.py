@@ -78,6 +78,14 @@ def free_memory(device: torch.device) -> int:
     return 2 << 30
 
 
+def _is_channels_last(module: torch.nn.Module) -> bool:
+    """Whether the module's convolution weights are in channels-last layout (judged on one with C > 1)."""
+    for weight in module.parameters():
+        if weight.dim() == 4 and weight.shape[1] > 1 and weight.shape[2] * weight.shape[3] > 1:
+            return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    return False
+
+
 @contextlib.contextmanager
 def on_device(module: torch.nn.Module, device: torch.device, channels_last: bool = False) -> Iterator[None]:
     """Run a job with ``module`` on ``device``, then put it back where it was.
@@ -88,13 +96,13 @@ def on_device(module: torch.nn.Module, device: torch.device, channels_last: bool
     """
     home = next(module.parameters()).device
     if home == device or (home.type == device.type and device.index is None):
-        if channels_last and device.type == "cpu":  # oneDNN: 1.5-1.8x faster with channels-last weights
-            module.to(memory_format=torch.channels_last)
+        if channels_last and device.type == "cpu" and not _is_channels_last(module):
+            module.to(memory_format=torch.channels_last)  # oneDNN: 1.5-1.8x faster with channels-last weights
             try:
                 yield
             finally:
                 module.to(memory_format=torch.contiguous_format)
-        else:
+        else:  # already channels-last (a network training on the CPU) or nothing to do: leave it as it is
             yield
         return
     module.to(device)
