@@ -156,8 +156,9 @@ class TrainWidget(PluginWidget):
             if model.in_channels != in_channels or top > model.n_classes:
                 preset = preset_for_device(devices.select_device(self.settings.config().device).type)
                 notify(
-                    f"the starting model reads 1 channel and knows 1 object class; this image has {in_channels} "
-                    f"channel(s) and the annotation {max(top - 1, 1)} class(es): training a new {preset} model"
+                    f"the starting model reads {model.in_channels} channel(s) and knows {model.n_classes - 1} "
+                    f"object class(es); this image has {in_channels} channel(s) and the annotation "
+                    f"{max(top - 1, 1)} class(es): training a new {preset} model"
                 )
                 source = f"new: {preset}"
                 model = None
