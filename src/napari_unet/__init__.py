@@ -8,9 +8,11 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .augment import AugmentConfig
+from .blockwise import BlockConfig, LazySegmentation, segment_lazy
 from .bundle import Model, new_model
 from .errors import InputError, ModelFileError, NapariUNetError, TrainingError
 from .io import load_model, read_image, save_model, write_labels
+from .lazy_io import open_lazy
 from .model import PRESETS, UNet, UNetConfig
 from .normalize import Normalization
 from .objects import ObjectConfig
@@ -22,7 +24,9 @@ from .train import TrainConfig, TrainProgress, fit
 __all__ = [
     "PRESETS",
     "AugmentConfig",
+    "BlockConfig",
     "InputError",
+    "LazySegmentation",
     "Model",
     "ModelFileError",
     "NapariUNetError",
@@ -42,10 +46,12 @@ __all__ = [
     "load_model",
     "load_starting_model",
     "new_model",
+    "open_lazy",
     "predict_probabilities",
     "read_image",
     "resolve_model",
     "save_model",
     "segment",
+    "segment_lazy",
     "write_labels",
 ]

@@ -9,6 +9,7 @@ from pathlib import Path
 from .bundle import Model
 from .errors import InputError
 from .io import IMAGE_SUFFIXES, read_image, write_labels, write_probabilities
+from .lazy_io import is_zarr
 from .predict import PredictConfig, iter_segment
 from .tiling import TileProgress
 
@@ -23,8 +24,11 @@ class BatchProgress:
     tile: TileProgress | None = None
 
 
+SUFFIXES = frozenset(IMAGE_SUFFIXES)
+
+
 def expand_images(paths: Sequence[str | Path]) -> list[Path]:
-    """Files as given, folders replaced by their image files (sorted by name).
+    """Files as given, folders replaced by their image files and zarr images (sorted by name).
 
     Raises
     ------
@@ -34,10 +38,14 @@ def expand_images(paths: Sequence[str | Path]) -> list[Path]:
     found: list[Path] = []
     for name in paths:
         path = Path(name)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if is_zarr(path):
+            if not path.exists():
+                raise InputError(f"{path} does not exist")
+            found.append(path)
+        elif path.is_dir():
+            files = sorted(p for p in path.iterdir() if is_zarr(p) or (p.is_file() and p.suffix.lower() in SUFFIXES))
             if not files:
-                raise InputError(f"the folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+                raise InputError(f"the folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)}, .zarr)")
             found.extend(files)
         elif path.is_file():
             if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -49,13 +57,25 @@ def expand_images(paths: Sequence[str | Path]) -> list[Path]:
     return found
 
 
-def output_paths(images: Sequence[Path], folder: Path, kinds: Sequence[str]) -> list[dict[str, Path]]:
-    """``folder/<stem>_<kind>.tif`` for every image; stems must be unique."""
-    stems = [p.stem for p in images]
+def image_stem(path: Path) -> str:
+    """File name without its image suffixes (``cells.ome.tif`` and ``cells.ome.zarr`` give ``cells``)."""
+    name = path.name
+    for suffix in (".zarr", *IMAGE_SUFFIXES):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name[:-4] if name.lower().endswith(".ome") else name
+
+
+def output_paths(
+    images: Sequence[Path], folder: Path, kinds: Sequence[str], suffix: str = ".tif"
+) -> list[dict[str, Path]]:
+    """``folder/<stem>_<kind><suffix>`` for every image; stems must be unique."""
+    stems = [image_stem(p) for p in images]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:
         raise InputError(f"several inputs are named {duplicates[0]}; their outputs would collide")
-    return [{k: folder / f"{p.stem}_{k}.tif" for k in kinds} for p in images]
+    return [{k: folder / f"{stem}_{k}{suffix}" for k in kinds} for stem in stems]
 
 
 def segment_files(

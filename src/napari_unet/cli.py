@@ -16,12 +16,15 @@ from tqdm import tqdm
 
 from . import __version__
 from .batch import expand_images, segment_files
+from .blockwise import BlockConfig
 from .bundle import new_model
 from .device import select_device
 from .errors import InputError, NapariUNetError
 from .io import read_image, save_model
+from .lazy_io import is_zarr
 from .model import PRESETS, preset_for_device
 from .predict import PredictConfig
+from .scaleout import dask_client, segment_to_zarr
 from .starting import resolve_model
 from .train import TrainConfig, fit, prepare
 
@@ -117,12 +120,21 @@ def train_with_progress(job, config: TrainConfig) -> bool:
     return False
 
 
+def wants_zarr(args: argparse.Namespace, images: list[Path]) -> bool:
+    """Whether to predict block by block into zarr: asked for, a zarr input, or a dask cluster."""
+    if args.format != "auto":
+        return args.format == "zarr"
+    return bool(args.scheduler or args.workers or any(is_zarr(p) for p in images))
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """``napari-unet predict``."""
     select_device(args.device)
     model = resolve_model(args.model)
     images = expand_images(args.images)
     config = PredictConfig(tile=args.tile, batch_size=args.batch_size, device=args.device)
+    if wants_zarr(args, images):
+        return predict_to_zarr(args, model, images, config)
     job = segment_files(
         model, images, Path(args.out), args.objects, args.probabilities, args.overwrite, config, args.channel_axis
     )
@@ -141,6 +153,31 @@ def run_predict(args: argparse.Namespace) -> int:
             else:
                 tiles_bar.reset()
     print(f"segmented {len(images)} image(s) into {args.out}", file=sys.stderr)
+    return 0
+
+
+def predict_to_zarr(args: argparse.Namespace, model, images: list[Path], config: PredictConfig) -> int:
+    """``napari-unet predict`` block by block into zarr, here or on a dask cluster."""
+    blocks = BlockConfig(block=args.block, overlap=args.overlap)
+    with dask_client(args.scheduler, args.workers) as client:
+        where = "here" if client is None else f"on the dask cluster at {client.scheduler.address}"
+        print(f"segmenting {len(images)} image(s) block by block {where}", file=sys.stderr)
+        job = segment_to_zarr(
+            model,
+            images,
+            Path(args.out),
+            args.objects,
+            args.probabilities,
+            args.overwrite,
+            config,
+            args.channel_axis,
+            blocks,
+            client,
+        )
+        for record in job:
+            if record.name:
+                print(f"[{record.done + 1}/{record.total}] {record.name}", file=sys.stderr)
+    print(f"segmented {len(images)} image(s) into {args.out} (zarr)", file=sys.stderr)
     return 0
 
 
@@ -189,6 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="auto", choices=devices)
     predict.add_argument("--channel-axis", type=int, default=None, help="channel axis of multichannel images")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    predict.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "tif", "zarr"],
+        help="outputs: TIFF files, or zarr written block by block (auto: zarr for zarr inputs or a cluster)",
+    )
+    predict.add_argument("--block", type=int, default=BlockConfig().block, help="zarr: block side in pixels")
+    predict.add_argument(
+        "--overlap", type=int, default=BlockConfig().overlap, help="zarr: context for objects across block borders"
+    )
+    predict.add_argument("--workers", type=int, default=0, help="zarr: run on a local dask cluster of N processes")
+    predict.add_argument("--scheduler", help="zarr: address of a dask.distributed scheduler to run on")
     predict.set_defaults(func=run_predict)
 
     info = sub.add_parser("info", help="describe a model file")

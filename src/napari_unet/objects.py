@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,49 +71,75 @@ def probabilities_to_classes(probabilities: np.ndarray) -> np.ndarray:
     return classes
 
 
+def split_margin(config: ObjectConfig) -> int:
+    """Pixels of context around a component's bounding box that its split depends on.
+
+    One for the background rim the distance needs, plus the reach of the Gaussian smoothing (4 sigma).
+    """
+    return 1 + (math.ceil(4 * config.smoothing) if config.smoothing > 0 else 0)
+
+
+def split_component(own: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, int]:
+    """Split one connected component (``own``, in a crop with :func:`split_margin` of context) into objects.
+
+    The centres are the h-maxima of its (smoothed) distance to everything that is not the component,
+    grown back by a watershed. The result depends on the crop only through the component and where the
+    crop meets the image border, so any crop of the same extent gives the same objects (what block-wise
+    prediction relies on to cut objects the same way in neighbouring blocks).
+
+    Returns
+    -------
+    parts : numpy.ndarray of int32
+        1..n inside the component, 0 elsewhere.
+    n : int
+    """
+    distance = ndimage.distance_transform_edt(own)
+    if config.smoothing > 0:
+        distance = ndimage.gaussian_filter(distance, config.smoothing)
+    height = np.where(own, distance, 0.0)
+    # h-maxima are regional maxima, each inside a plateau of local maxima: with at most one such plateau
+    # there is nothing to split, and h_maxima (the costly part) is skipped
+    peaks = (height == ndimage.maximum_filter(height, size=3)) & own
+    if ndimage.label(peaks)[1] <= 1:
+        return own.astype(np.int32), 1
+    markers, n = ndimage.label(h_maxima(height, config.split_depth) & own)
+    if n <= 1:
+        return own.astype(np.int32), 1
+    parts = watershed(-height, markers, mask=own).astype(np.int32)
+    # pixels no marker reached (thin slivers) keep an id of their own
+    orphans, n_orphans = ndimage.label(own & (parts == 0))
+    if n_orphans:
+        parts[orphans > 0] = orphans[orphans > 0] + n
+    return parts, n + n_orphans
+
+
+def context_box(box: tuple[slice, ...], margin: int, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """``box`` grown by ``margin`` on every side, clipped to an array of ``shape``."""
+    return tuple(slice(max(s.start - margin, 0), min(s.stop + margin, n)) for s, n in zip(box, shape, strict=True))
+
+
 def split_mask(mask: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, int]:
     """Label a 2D binary mask into objects, splitting touching ones at the necks between them.
 
-    Each connected component is split on its own, in its bounding box: the centres are the h-maxima of
-    its (smoothed) distance to the background, grown back by a watershed. Working per component keeps
-    the cost proportional to the objects rather than the image (h-maxima sorts every pixel it is given:
+    Each connected component is split on its own (:func:`split_component`), in its bounding box with a
+    margin: the cost follows the objects rather than the image (h-maxima sorts every pixel it is given:
     on a whole 4096x4096 image that was most of the object time).
     """
     components, n_components = ndimage.label(mask)
     if not config.split:
         return components, n_components
-    distance = ndimage.distance_transform_edt(mask)
-    if config.smoothing > 0:
-        distance = ndimage.gaussian_filter(distance, config.smoothing)
     labels = np.zeros(mask.shape, dtype=np.int32)
     count = 0
+    margin = split_margin(config)
     for index, box in enumerate(ndimage.find_objects(components), start=1):
         if box is None:
             continue
-        box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)  # a background rim
-        own = components[box] == index
-        height = np.where(own, distance[box], 0.0)
-        # h-maxima are regional maxima, each inside a plateau of local maxima: with at most one such
-        # plateau there is nothing to split, and h_maxima (the costly part) is skipped
-        peaks = (height == ndimage.maximum_filter(height, size=3)) & own
-        if ndimage.label(peaks)[1] > 1:
-            markers, n = ndimage.label(h_maxima(height, config.split_depth) & own)
-        else:
-            n = 1
+        box = context_box(box, margin, mask.shape)
+        parts, n = split_component(components[box] == index, config)
         target = labels[box]  # a view: writing to it writes to labels
-        if n <= 1:
-            target[own] = count + 1
-            count += 1
-            continue
-        parts = watershed(-height, markers, mask=own)
-        reached = parts > 0
-        target[reached] = parts[reached] + count
+        inside = parts > 0
+        target[inside] = parts[inside] + count
         count += n
-        # pixels no marker reached (thin slivers) keep an id of their own
-        orphans, n_orphans = ndimage.label(own & (parts == 0))
-        if n_orphans:
-            target[orphans > 0] = orphans[orphans > 0] + count
-            count += n_orphans
     return labels, count
 
 

@@ -126,6 +126,7 @@ def predict_tiled(
     tile: int | tuple[int, int] = 572,
     batch_size: int = 4,
     out: np.ndarray | None = None,
+    context: tuple[int, int, int, int] = (0, 0, 0, 0),
 ) -> Generator[TileProgress, None, np.ndarray]:
     """Predict every plane of ``planes`` (P, C, H, W) tile by tile; yields progress, returns (P, K, H, W).
 
@@ -146,10 +147,21 @@ def predict_tiled(
         Tiles per call of ``predict_batch``.
     out : numpy.ndarray, optional
         Array of shape (P, K, H, W) to write into (float32 by default).
+    context : (int, int, int, int)
+        Rows above and below, columns left and right, of real image around the region to predict: a
+        block of a larger image carries its neighbours' pixels (see :func:`block_context`), so that the
+        block's prediction equals that of the whole image. Only missing context is mirrored.
     """
-    n_planes, _, height, width = planes.shape
+    top, bottom, left, right = context
+    n_planes = planes.shape[0]
+    height, width = planes.shape[2] - top - bottom, planes.shape[3] - left - right
     ty, tx = (tile, tile) if isinstance(tile, int) else tile
     plan_y, plan_x = plan_axis(height, ty, geom), plan_axis(width, tx, geom)
+    # context beyond what the tiles read is cut off; what is missing is mirrored below
+    cut = (max(top - plan_y.pad_before, 0), max(bottom - plan_y.pad_after, 0))
+    cut_x = (max(left - plan_x.pad_before, 0), max(right - plan_x.pad_after, 0))
+    planes = planes[..., cut[0] : planes.shape[2] - cut[1], cut_x[0] : planes.shape[3] - cut_x[1]]
+    top, bottom, left, right = top - cut[0], bottom - cut[1], left - cut_x[0], right - cut_x[1]
     if out is None:
         out = np.empty((n_planes, n_outputs, height, width), dtype=np.float32)
     total = n_planes * len(plan_y.offsets) * len(plan_x.offsets)
@@ -161,7 +173,9 @@ def predict_tiled(
         batch_jobs = [job for _, job in zip(range(batch_size), jobs, strict=False)]
         for p in {job[0] for job in batch_jobs} - padded.keys():
             padded[p] = mirror_pad(
-                planes[p], (plan_y.pad_before, plan_x.pad_before), (plan_y.pad_after, plan_x.pad_after)
+                planes[p],
+                (plan_y.pad_before - top, plan_x.pad_before - left),
+                (plan_y.pad_after - bottom, plan_x.pad_after - right),
             )
         batch = np.stack([padded[p][:, oy : oy + plan_y.tile, ox : ox + plan_x.tile] for p, oy, ox in batch_jobs])
         result = center_crop_array(predict_batch(batch), plan_y.out, plan_x.out)
@@ -174,6 +188,16 @@ def predict_tiled(
         done += len(batch_jobs)
         yield TileProgress(done, total)
     return out
+
+
+def block_context(geom: TileGeometry) -> tuple[int, int]:
+    """Real pixels needed before and after a block that starts and ends on the alignment grid.
+
+    An output pixel sees the halo on each side, but the pooling grid widens that: the receptive fields
+    of a block's last pixels reach up to an alignment step further than the halo (measured: 3 more for
+    depth 3), while those of its first pixels start exactly one halo before it.
+    """
+    return geom.halo, geom.halo + geom.alignment
 
 
 def predict_whole(predict_batch: BatchPredictor, planes: np.ndarray, geom: TileGeometry) -> np.ndarray:

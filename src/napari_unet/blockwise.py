@@ -1,0 +1,316 @@
+"""Block-wise prediction of images larger than memory (zarr, dask), on one machine or a dask cluster.
+
+The image is cut into blocks whose starts lie on the network's pooling grid; each block is predicted
+with the overlap-tile strategy from its own pixels plus a halo of its neighbours', so every block equals
+the same region of a whole-image prediction. Objects are found per block with a wider overlap: every
+object touching a block's core is cut out of the block's context whole (:func:`split_component` sees
+the same crop in every block), and takes as its id one plus the linear index of its first pixel, so the
+neighbouring blocks that share an object give it the same id, with no global pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+import torch
+from dask.array.overlap import overlap
+
+from . import device as devices
+from .bundle import Model
+from .errors import InputError
+from .layout import Layout, infer_layout
+from .objects import context_box, split_component, split_margin
+from .predict import PredictConfig, batch_predictor, job_size, object_config_for
+from .progress import drain
+from .tiling import TileGeometry, block_context, predict_tiled
+
+
+@dataclass(frozen=True)
+class BlockConfig:
+    """How a large image is cut into blocks.
+
+    Parameters
+    ----------
+    block : int
+        Side of a block of output pixels (rounded up to the network's alignment); each block is one
+        task and one zarr chunk. Memory per task is about 30 bytes per pixel of a block plus the network.
+    overlap : int
+        Pixels of context around each block when finding objects: an object that crosses a block border
+        and spans less than this comes out exactly as in a whole-image prediction. Larger objects are
+        cut at the border (and counted in a warning).
+    """
+
+    block: int = 2048
+    overlap: int = 128
+
+    def __post_init__(self) -> None:
+        if self.block < 64:
+            raise InputError(f"blocks must be at least 64 pixels, got {self.block}")
+        if not 0 <= self.overlap <= self.block // 2:
+            raise InputError(f"the overlap must be between 0 and half a block ({self.block // 2}), got {self.overlap}")
+
+
+@dataclass
+class LazySegmentation:
+    """Result of :func:`segment_lazy`: dask arrays, computed when read (napari shows them lazily).
+
+    Attributes
+    ----------
+    classes : dask.array.Array
+        uint8 classes in the image's spatial shape.
+    objects : dask.array.Array or None
+        Object ids, unique over the image (one plus the linear index of the object's first pixel:
+        unique, not consecutive); uint32, or uint64 for images of 2**32 pixels or more.
+    probabilities : dask.array.Array
+        (K, *spatial shape) float32 class probabilities.
+    """
+
+    classes: da.Array
+    objects: da.Array | None
+    probabilities: da.Array
+
+
+def block_chunks(length: int, block: int, least: int) -> tuple[int, ...]:
+    """Chunk sizes along an axis: ``block`` pixels each, a last one shorter than ``least`` merged into its neighbour."""
+    sizes = [block] * (length // block) + ([length % block] if length % block else [])
+    if len(sizes) > 1 and sizes[-1] < least:
+        last = sizes.pop()
+        sizes[-1] += last
+    return tuple(sizes)
+
+
+def dask_planes(image, layout: Layout) -> da.Array:
+    """The image as a dask array of shape (P, C, H, W), like :func:`napari_unet.layout.to_planes`."""
+    array = image if isinstance(image, da.Array) else da.from_array(image, chunks="auto")
+    if layout.channel_axis is None:
+        array = array[..., None, :, :]
+    else:
+        array = da.moveaxis(array, layout.channel_axis, -3)
+    array = array.reshape(-1, *array.shape[-3:]) if array.ndim != 4 else array
+    if layout.rgb_to_grey:
+        array = array[:, :3].astype(np.float32).mean(axis=1, keepdims=True)
+    return array
+
+
+def normalization_ranges(model: Model, planes: da.Array) -> list[tuple[float, float]]:
+    """Percentile values of each channel, from a regular subsample of the whole image (one small read).
+
+    Up to :data:`napari_unet.normalize.MAX_SAMPLES` pixels every pixel is used, as in memory.
+    """
+    from .normalize import MAX_SAMPLES
+
+    n_planes, _, height, width = planes.shape
+    stride = max(1, math.ceil(math.sqrt(n_planes * height * width / MAX_SAMPLES)))
+    sample = np.asarray(planes[:, :, ::stride, ::stride].compute())
+    return model.normalization.ranges(sample)
+
+
+_PREPARED: dict[tuple[int, str], tuple[Model, torch.nn.Module]] = {}
+_PREPARED_LOCK = threading.Lock()
+
+
+def prepared_network(model: Model, device: torch.device) -> torch.nn.Module:
+    """An evaluation copy of the model's network on ``device`` (channels-last), made once per process.
+
+    Blocks run in threads or worker processes: each process keeps its own copy, and the caller's
+    model (perhaps training in the GUI) is never moved or switched to evaluation.
+    """
+    key = (id(model), str(device))
+    with _PREPARED_LOCK:
+        if key not in _PREPARED:
+            net = copy.deepcopy(model.net).eval().to(device)
+            if device.type in ("cuda", "cpu"):
+                net = net.to(memory_format=torch.channels_last)
+            if len(_PREPARED) >= 2:
+                _PREPARED.clear()
+            _PREPARED[key] = (model, net)
+        return _PREPARED[key][1]
+
+
+def _depth(chunks: tuple[int, ...], depth):
+    """Overlap depth along an axis: none where the axis is one block."""
+    return depth if len(chunks) > 1 else 0
+
+
+def _starts(chunks: tuple[int, ...]) -> list[int]:
+    return [0, *np.cumsum(chunks[:-1]).tolist()]
+
+
+def _context(index: int, chunks: tuple[int, ...], before: int, after: int | None = None) -> tuple[int, int]:
+    """Context a block received from its neighbours before and after (map_overlap with boundary='none')."""
+    after = before if after is None else after
+    return (before if index > 0 else 0), (after if index < len(chunks) - 1 else 0)
+
+
+def _predict_block(block, model, config, ranges, halo_chunks, block_id=None):
+    """Probabilities (1, K, h, w) of one block given with its halo of neighbouring pixels."""
+    _, iy, ix = block_id[0], block_id[2], block_id[3]
+    geom = TileGeometry(model.config.depth, model.config.padding)
+    top, bottom = _context(iy, halo_chunks[0], *block_context(geom))
+    left, right = _context(ix, halo_chunks[1], *block_context(geom))
+    device = devices.select_device(config.device)
+    planes = model.normalization.apply(np.asarray(block), ranges)
+    core = (planes.shape[-2] - top - bottom, planes.shape[-1] - left - right)
+    tile, batch = job_size(model, device, config, core)
+    predictor = batch_predictor(prepared_network(model, device), device, config.amp)
+    job = predict_tiled(predictor, planes, model.n_classes, geom, tile, batch, context=(top, bottom, left, right))
+    return drain(job)
+
+
+def _classes_block(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Classes (1, h, w) of a probability block; with ``threshold``, only the confident pixels of objects."""
+    channel = np.argmax(probabilities, axis=1)
+    classes = (channel + 1).astype(np.uint8)
+    classes[channel == 0] = 0
+    if threshold is not None and threshold > 0.5:
+        chosen = np.take_along_axis(probabilities, channel[:, None], axis=1)[:, 0]
+        classes[chosen < threshold] = 0
+    return classes
+
+
+def _objects_block(confident, config, overlap, grid, image_shape, ids_dtype, block_id=None):
+    """Object ids of one block's core, from its confident classes with ``overlap`` pixels of context."""
+    plane, iy, ix = block_id
+    (top, _), (left, _) = _context(iy, grid[1], overlap), _context(ix, grid[2], overlap)
+    y0, x0 = _starts(grid[1])[iy], _starts(grid[2])[ix]
+    height, width = grid[1][iy], grid[2][ix]
+    context = confident[0]
+    core = (slice(top, top + height), slice(left, left + width))
+    origin = (y0 - top, x0 - left)
+    out = np.zeros((1, height, width), dtype=ids_dtype)
+    for value in np.unique(context[core][context[core] > 0]):
+        out[0] |= _class_objects(context == value, core, origin, config, image_shape, plane).astype(ids_dtype)
+    return out
+
+
+def _class_objects(mask, core, origin, config, image_shape, plane) -> np.ndarray:
+    """Ids (over the core) of the objects of one class's mask that touch the core."""
+    from scipy import ndimage
+
+    components, _ = ndimage.label(mask)
+    boxes = ndimage.find_objects(components)
+    margin = split_margin(config)
+    ids = np.zeros(mask.shape, dtype=np.uint64)
+    height, width = image_shape
+    for index in np.unique(components[core]):
+        if index == 0:
+            continue
+        box = context_box(boxes[index - 1], margin, mask.shape)
+        own = components[box] == index
+        parts, _ = split_component(own, config) if config.split else (own.astype(np.int32), 1)
+        labels, first = np.unique(parts, return_index=True)
+        sizes = np.bincount(parts.reshape(-1))
+        ys, xs = np.unravel_index(first, parts.shape)
+        lookup = np.zeros(int(labels.max()) + 1, dtype=np.uint64)
+        for label, y, x in zip(labels, ys + box[0].start + origin[0], xs + box[1].start + origin[1], strict=True):
+            if label and sizes[label] >= config.min_size:
+                lookup[label] = (plane * height + y) * width + x + 1
+        target = ids[box]
+        target[own] = lookup[parts[own]]
+    return ids[core]
+
+
+def object_ids_dtype(n_pixels: int) -> np.dtype:
+    """uint32 while the linear indices fit, else uint64."""
+    return np.dtype(np.uint32 if n_pixels < 2**32 - 1 else np.uint64)
+
+
+def lazy_planes(model: Model, image, channel_axis: int | None) -> tuple[Layout, da.Array]:
+    """Layout and (P, C, H, W) planes of an image given as a numpy, zarr or dask array."""
+    layout = infer_layout(tuple(image.shape), model.in_channels, channel_axis)
+    return layout, dask_planes(image, layout)
+
+
+def segment_lazy(
+    model: Model,
+    image,
+    config: PredictConfig = PredictConfig(),
+    blocks: BlockConfig = BlockConfig(),
+    objects: bool = True,
+    channel_axis: int | None = None,
+) -> LazySegmentation:
+    """Segment an image of any size block by block, as dask arrays computed only when read.
+
+    Parameters
+    ----------
+    model : Model
+        The trained model (each thread or dask worker uses its own evaluation copy).
+    image : numpy.ndarray, zarr.Array or dask.array.Array
+        Any layout :func:`napari_unet.predict.segment` accepts.
+    config : PredictConfig
+        Device, tiles and object settings (per block).
+    blocks : BlockConfig
+        Block size and the overlap that keeps objects whole across block borders.
+    objects : bool
+        Also find objects.
+    channel_axis : int, optional
+        Channel axis of a multichannel image.
+
+    Notes
+    -----
+    Classes and probabilities equal those of :func:`napari_unet.predict.segment` (normalised with the
+    percentiles of a regular subsample of at most 4 Mpx, which is every pixel of smaller images), and
+    so do the objects up to their ids, for objects that span less than the overlap. Compute everything
+    that is wanted in one ``dask.compute`` or ``dask.array.store`` call: the network runs once per block.
+    """
+    layout, planes = lazy_planes(model, image, channel_axis)
+    ranges = normalization_ranges(model, planes)
+    geom = TileGeometry(model.config.depth, model.config.padding)
+    context = block_context(geom)
+    least = max(*context, blocks.overlap, 1)  # overlaps come from the next block only
+    block = geom.alignment * math.ceil(max(blocks.block, least) / geom.alignment)
+    n_planes, n_channels, height, width = planes.shape
+    chunks_y, chunks_x = block_chunks(height, block, least), block_chunks(width, block, least)
+    planes = planes.rechunk((1, n_channels, chunks_y, chunks_x))
+    # the model is one task of the graph: each worker fetches it once and keeps its own evaluation copy
+    probabilities = da.map_blocks(
+        _predict_block,
+        overlap(
+            planes, depth={0: 0, 1: 0, 2: _depth(chunks_y, context), 3: _depth(chunks_x, context)}, boundary="none"
+        ),
+        dask.delayed(model, pure=True),
+        dtype=np.float32,
+        chunks=((1,) * n_planes, (model.n_classes,), chunks_y, chunks_x),
+        meta=np.empty((0, 0, 0, 0), dtype=np.float32),
+        config=config,
+        ranges=ranges,
+        halo_chunks=(chunks_y, chunks_x),
+    )
+    classes = probabilities.map_blocks(_classes_block, drop_axis=1, dtype=np.uint8)
+    instances = None
+    if objects:
+        object_config = object_config_for(model, config.objects)
+        confident = probabilities.map_blocks(_classes_block, object_config.threshold, drop_axis=1, dtype=np.uint8)
+        dtype = object_ids_dtype(n_planes * height * width)
+        instances = da.map_overlap(
+            _objects_block,
+            confident,
+            depth={0: 0, 1: _depth(chunks_y, blocks.overlap), 2: _depth(chunks_x, blocks.overlap)},
+            boundary="none",
+            trim=False,
+            allow_rechunk=False,
+            dtype=dtype,
+            chunks=confident.chunks,
+            meta=np.empty((0, 0, 0), dtype=dtype),
+            config=object_config,
+            overlap=blocks.overlap,
+            grid=confident.chunks,
+            image_shape=(height, width),
+            ids_dtype=dtype,
+        )
+    spatial = layout.spatial_shape
+
+    def restore(array: da.Array) -> da.Array:
+        return array.reshape(spatial) if array.ndim == 3 else da.moveaxis(array, 1, 0).reshape(-1, *spatial)
+
+    return LazySegmentation(
+        classes=restore(classes),
+        objects=None if instances is None else restore(instances),
+        probabilities=restore(probabilities),
+    )

@@ -1,0 +1,159 @@
+"""Images as lazy dask arrays (zarr, OME-Zarr, large TIFFs) and results written to zarr, block by block."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dask
+import dask.array as da
+
+from .errors import InputError
+
+ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
+
+
+def is_zarr(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a zarr array or group (a folder with zarr metadata, or named ``*.zarr``)."""
+    path = Path(path)
+    return path.suffix.lower() == ".zarr" or (path.is_dir() and any((path / m).exists() for m in ZARR_MARKERS))
+
+
+def _ome_multiscales(attrs: Mapping) -> list | None:
+    """The OME-NGFF multiscales metadata of a group (version 0.4 at the top, 0.5 under "ome")."""
+    return attrs.get("multiscales") or dict(attrs.get("ome", {})).get("multiscales")
+
+
+def _channel_axis(axes: list) -> int | None:
+    """Index of the channel axis in OME-NGFF axes metadata (names or dicts with a type)."""
+    for index, axis in enumerate(axes):
+        kind = axis.get("type") if isinstance(axis, dict) else None
+        name = axis.get("name") if isinstance(axis, dict) else axis
+        if kind == "channel" or name == "c":
+            return index
+    return None
+
+
+def open_zarr(path: str | os.PathLike) -> tuple[da.Array, int | None]:
+    """A zarr array, or the full-resolution image of an OME-Zarr, as a dask array and its channel axis.
+
+    Raises
+    ------
+    InputError
+        If the path holds no zarr data, or a group that is neither OME-Zarr nor holds a single array.
+    """
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as error:  # zarr raises several kinds for "not zarr"
+        raise InputError(f"{path} is not a readable zarr array or group ({error})") from None
+    if isinstance(node, zarr.Array):
+        return da.from_zarr(node), None
+    multiscales = _ome_multiscales(node.attrs)
+    if multiscales:
+        first = multiscales[0]
+        array = node[first["datasets"][0]["path"]]
+        return da.from_zarr(array), _channel_axis(first.get("axes", []))
+    arrays = list(node.array_keys())
+    if len(arrays) != 1:
+        raise InputError(
+            f"{path} is a zarr group with {len(arrays)} arrays and no OME-Zarr metadata; give the path of one array"
+        )
+    return da.from_zarr(node[arrays[0]]), None
+
+
+def open_lazy(path: str | os.PathLike) -> tuple[da.Array, int | None]:
+    """Open an image file lazily: zarr / OME-Zarr, or a TIFF read chunk by chunk (tifffile's zarr view)."""
+    if is_zarr(path):
+        return open_zarr(path)
+    import tifffile
+    import zarr
+
+    try:
+        store = tifffile.imread(str(path), aszarr=True)
+    except Exception as error:
+        raise InputError(f"{path} could not be read as a TIFF ({error})") from None
+    node = zarr.open(store, mode="r")
+    if not isinstance(node, zarr.Array):  # pyramidal TIFFs: the full resolution
+        node = node[next(iter(sorted(node.array_keys())))]
+    return da.from_zarr(node), None
+
+
+def _partial_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+
+
+@contextlib.contextmanager
+def replacing(path: Path, overwrite: bool) -> Iterator[Path]:
+    """Write a folder under a temporary name and move it to ``path`` only once complete.
+
+    An existing ``path`` needs ``overwrite``; it is replaced only after the new folder is whole, so a
+    failure or an interruption leaves the old result (and no partial one).
+    """
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists already; allow overwriting or choose another folder")
+    partial = _partial_path(path)
+    try:
+        yield partial
+        old = None
+        if path.exists():
+            old = _partial_path(path)
+            path.rename(old)
+        partial.rename(path)
+        if old is not None:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    finally:
+        remove_soon(partial)
+
+
+def remove_soon(path: Path, seconds: float = 5.0) -> None:
+    """Delete a folder that threads still writing into may recreate for a moment after a failure."""
+    deadline = time.monotonic() + seconds
+    while path.exists() and time.monotonic() < deadline:
+        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            time.sleep(0.05)
+
+
+def _zarr_chunks(array: da.Array) -> tuple[int, ...]:
+    """Regular zarr chunks that no two dask blocks share: the first block size along each axis."""
+    return tuple(max(c[0], 1) for c in array.chunks)
+
+
+def store_zarr(arrays: Mapping[Path, da.Array], overwrite: bool = False, scheduler=None) -> list[Path]:
+    """Compute dask arrays into zarr arrays at the given paths, in one pass (shared work is done once).
+
+    Each block is computed, written and released, so memory stays bounded by a few blocks whatever
+    the size of the image. ``scheduler`` is passed to dask (None: the default, or a connected
+    ``dask.distributed`` client).
+    """
+    import zarr
+
+    with contextlib.ExitStack() as stack:
+        targets = []
+        for path, array in arrays.items():
+            partial = stack.enter_context(replacing(Path(path), overwrite))
+            targets.append(
+                zarr.open_array(
+                    str(partial), mode="w", shape=array.shape, chunks=_zarr_chunks(array), dtype=array.dtype
+                )
+            )
+        if scheduler is not None:
+            with dask.config.set(scheduler=scheduler):
+                da.store(list(arrays.values()), targets, lock=False)
+        else:
+            # a pool of our own, so that after a failure no thread still writes when the partial is removed
+            with ThreadPoolExecutor(os.cpu_count() or 1) as pool, dask.config.set(scheduler="threads", pool=pool):
+                try:
+                    da.store(list(arrays.values()), targets, lock=False)
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+    return [Path(p) for p in arrays]

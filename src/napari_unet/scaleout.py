@@ -1,0 +1,125 @@
+"""Segmenting images larger than memory into zarr, on this machine or on a dask.distributed cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Generator, Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .batch import BatchProgress, output_paths
+from .blockwise import BlockConfig, segment_lazy
+from .bundle import Model
+from .errors import InputError
+from .lazy_io import open_lazy, store_zarr
+from .predict import PredictConfig
+
+
+def check_reachable(address: str, seconds: float = 5.0) -> None:
+    """Fail fast, with the reason, when nothing listens at a scheduler's TCP address.
+
+    Raises
+    ------
+    InputError
+        If the address cannot be parsed or the connection is refused or times out.
+    """
+    parsed = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parsed.scheme not in ("tcp", "tls"):
+        return  # other transports (inproc, ucx) are left to dask
+    try:
+        port = parsed.port or 8786
+        with socket.create_connection((parsed.hostname or "localhost", port), timeout=seconds):
+            pass
+    except (OSError, ValueError) as error:
+        raise InputError(f"could not reach the dask scheduler at {address} ({error})") from None
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int = 0) -> Iterator[object | None]:
+    """A ``dask.distributed`` client for the scheduler at ``scheduler``, or on a new local cluster.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler ("tcp://host:8786"); its workers need napari-unet installed.
+    workers : int
+        Without ``scheduler``: start a ``LocalCluster`` of this many worker processes (one thread each,
+        the CPU cores shared between them); 0 uses no cluster (None is yielded).
+
+    Raises
+    ------
+    InputError
+        If dask.distributed is not installed or the scheduler cannot be reached.
+    """
+    if not scheduler and workers <= 0:
+        yield None
+        return
+    try:
+        import distributed
+    except ImportError:
+        raise InputError("a dask cluster needs dask.distributed: pip install distributed") from None
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            check_reachable(scheduler)
+            try:
+                client = stack.enter_context(distributed.Client(scheduler, timeout="20s"))
+            except (OSError, TimeoutError) as error:
+                raise InputError(f"could not reach the dask scheduler at {scheduler} ({error})") from None
+        else:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
+                )
+            )
+            client = stack.enter_context(distributed.Client(cluster))
+        yield client
+
+
+def segment_to_zarr(
+    model: Model,
+    images: Sequence[Path],
+    folder: Path,
+    objects: bool = True,
+    probabilities: bool = False,
+    overwrite: bool = False,
+    config: PredictConfig | None = None,
+    channel_axis: int | None = None,
+    blocks: BlockConfig = BlockConfig(),
+    client: object | None = None,
+) -> Generator[BatchProgress, None, list[dict[str, Path]]]:
+    """Segment images (zarr, OME-Zarr, TIFF; read lazily) block by block into zarr arrays in ``folder``.
+
+    Writes ``<stem>_segmentation.zarr`` (classes), and optionally ``<stem>_objects.zarr`` and
+    ``<stem>_probabilities.zarr``, each chunked like the blocks. Memory stays bounded by a few blocks per
+    thread; with a ``dask.distributed`` ``client`` the blocks run on its workers. Every output is
+    checked before any work starts, and each is moved into place only once complete.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file; give a folder for the outputs")
+    kinds = ["segmentation"] + (["objects"] if objects else []) + (["probabilities"] if probabilities else [])
+    outputs = output_paths(images, folder, kinds, suffix=".zarr")
+    if not overwrite:
+        existing = [path for out in outputs for path in out.values() if path.exists()]
+        if existing:
+            raise InputError(f"{existing[0]} exists already; allow overwriting or choose another folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
+        yield BatchProgress(done, len(images), path.name)
+        image, found_axis = open_lazy(path)
+        axis = channel_axis if channel_axis is not None else found_axis
+        result = segment_lazy(model, image, config or PredictConfig(), blocks, objects, axis)
+        arrays = {out["segmentation"]: result.classes}
+        if objects:
+            arrays[out["objects"]] = result.objects
+        if probabilities:
+            arrays[out["probabilities"]] = result.probabilities
+        store_zarr(arrays, overwrite, scheduler=client)
+    yield BatchProgress(len(images), len(images), "")
+    return outputs

@@ -1,0 +1,102 @@
+"""Block-wise prediction equals the whole-image prediction: probabilities, classes and objects."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_unet import BlockConfig, InputError, PredictConfig, new_model, segment, segment_lazy
+from napari_unet.blockwise import block_chunks
+from napari_unet.starting import load_starting_model
+from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+
+CPU = PredictConfig(device="cpu")
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two label images have the same objects, whatever their ids."""
+    if not np.array_equal(a > 0, b > 0):
+        return False
+    pairs = set(zip(a[a > 0].tolist(), b[a > 0].tolist(), strict=True))
+    return len(pairs) == len(np.unique(a[a > 0])) == len(np.unique(b[b > 0]))
+
+
+@pytest.fixture(scope="module")
+def starting():
+    return load_starting_model()
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return synthetic_nuclei(SyntheticConfig(shape=(300, 420)), seed=1)[0]
+
+
+def crossing_objects(objects: np.ndarray, chunks: tuple[tuple[int, ...], ...]) -> int:
+    """Objects with pixels on both sides of an inner block border."""
+    count = 0
+    for axis, sizes in enumerate(chunks):
+        for border in np.cumsum(sizes)[:-1]:
+            before = np.take(objects, border - 1, axis=axis)
+            after = np.take(objects, border, axis=axis)
+            count += len(np.unique(before[(before > 0) & (before == after)]))
+    return count
+
+
+def test_blocks_equal_the_whole_image(starting, cells):
+    reference = segment(starting, cells, CPU)
+    lazy = segment_lazy(starting, da.from_array(cells, chunks=(100, 170)), CPU, BlockConfig(block=128, overlap=48))
+    probabilities, classes, objects = da.compute(lazy.probabilities, lazy.classes, lazy.objects)
+    assert lazy.classes.chunks == ((128, 172), (128, 128, 164))
+    np.testing.assert_array_equal(probabilities, reference.probabilities)
+    np.testing.assert_array_equal(classes, reference.classes)
+    assert crossing_objects(objects, lazy.classes.chunks) >= 10  # the borders cut objects...
+    assert same_partition(objects, reference.objects)  # ...that come out whole, as in memory
+    assert objects.dtype == np.uint32
+
+
+@pytest.mark.parametrize("depth", [2, 4])
+def test_block_context_covers_the_receptive_field_at_other_depths(cells, depth):
+    model = new_model("light", ["nucleus"], depth=depth, base_filters=4, seed=0)
+    image = cells[:200, :260]
+    reference = segment(model, image, CPU, objects=False)
+    lazy = segment_lazy(model, image, CPU, BlockConfig(block=64, overlap=0), objects=False)
+    np.testing.assert_allclose(lazy.probabilities.compute(), reference.probabilities, rtol=0, atol=1e-5)
+
+
+def test_stacks_and_rgb_images(starting, cells):
+    stack = np.stack([cells[:150, :200], cells[150:, :200], cells[:150, 200:400]])
+    rgb = np.repeat(cells[..., None], 3, axis=-1)
+    for image in (stack, rgb):
+        reference = segment(starting, image, CPU)
+        lazy = segment_lazy(starting, image, CPU, BlockConfig(block=96, overlap=48))
+        classes, objects = da.compute(lazy.classes, lazy.objects)
+        assert classes.shape == reference.classes.shape
+        np.testing.assert_array_equal(classes, reference.classes)
+        assert same_partition(objects, reference.objects)
+
+
+def test_object_ids_are_unique_across_planes(starting, cells):
+    stack = np.stack([cells[:150, :200]] * 2)
+    objects = segment_lazy(starting, stack, CPU, BlockConfig(block=96, overlap=48)).objects.compute()
+    assert not set(np.unique(objects[0])[1:]) & set(np.unique(objects[1])[1:])
+
+
+def test_the_model_passed_in_is_left_alone(starting, cells):
+    starting.net.train()
+    segment_lazy(starting, cells[:100, :100], CPU).classes.compute()
+    assert starting.net.training
+    assert next(starting.net.parameters()).device.type == "cpu"
+
+
+def test_block_chunks_merge_a_short_last_block():
+    assert block_chunks(300, 128, 60) == (128, 172)
+    assert block_chunks(300, 128, 30) == (128, 128, 44)
+    assert block_chunks(100, 128, 60) == (100,)
+    assert block_chunks(256, 128, 60) == (128, 128)
+
+
+@pytest.mark.parametrize("settings", [{"block": 16}, {"block": 128, "overlap": 100}, {"overlap": -1}])
+def test_bad_block_settings_say_what_is_allowed(settings):
+    with pytest.raises(InputError, match=r"blocks|overlap"):
+        BlockConfig(**settings)

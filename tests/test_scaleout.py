@@ -1,0 +1,83 @@
+"""Large images into zarr: the command line, a 2-worker dask cluster, and napari showing the result lazily."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from napari_unet import BlockConfig, PredictConfig, segment
+from napari_unet.cli import main
+from napari_unet.scaleout import dask_client, segment_to_zarr
+from napari_unet.starting import load_starting_model
+from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+
+from .test_blockwise import same_partition
+
+
+@pytest.fixture(scope="module")
+def cells():
+    return synthetic_nuclei(SyntheticConfig(shape=(260, 330)), seed=2)[0]
+
+
+@pytest.fixture
+def zarr_image(tmp_path, cells):
+    path = tmp_path / "cells.zarr"
+    zarr.open_array(str(path), mode="w", shape=cells.shape, chunks=(100, 100), dtype=cells.dtype)[:] = cells
+    return path
+
+
+def test_the_cli_segments_a_zarr_image_into_zarr(tmp_path, zarr_image, cells, capsys):
+    args = ["predict", "starting", str(zarr_image), "--out", str(tmp_path / "out"), "--objects", "--probabilities"]
+    assert main([*args, "--block", "128", "--overlap", "48", "--device", "cpu"]) == 0
+    reference = segment(load_starting_model(), cells, PredictConfig(device="cpu"))
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cells_objects.zarr",
+        "cells_probabilities.zarr",
+        "cells_segmentation.zarr",
+    ]
+    classes = zarr.open_array(str(out / "cells_segmentation.zarr"))
+    assert classes.chunks == (128, 128)
+    np.testing.assert_array_equal(classes[:], reference.classes)
+    assert same_partition(zarr.open_array(str(out / "cells_objects.zarr"))[:], reference.objects)
+    np.testing.assert_array_equal(zarr.open_array(str(out / "cells_probabilities.zarr"))[:], reference.probabilities)
+    assert main([*args, "--device", "cpu"]) == 2  # outputs exist: nothing is overwritten
+    assert "exists already" in capsys.readouterr().err
+
+
+def test_a_tiff_goes_to_zarr_on_request(tmp_path, cells):
+    tifffile.imwrite(tmp_path / "cells.tif", cells)
+    args = ["predict", "starting", str(tmp_path / "cells.tif"), "--out", str(tmp_path / "out"), "--format", "zarr"]
+    assert main([*args, "--device", "cpu"]) == 0
+    assert (tmp_path / "out" / "cells_segmentation.zarr").is_dir()
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path, zarr_image, capsys):
+    args = ["predict", "starting", str(zarr_image), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    assert main([*args, "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("napari-unet: error: could not reach the dask scheduler")
+
+
+@pytest.mark.slow
+def test_a_two_worker_local_cluster_gives_the_in_memory_result_exactly(tmp_path, zarr_image, cells):
+    model = load_starting_model()
+    reference = segment(model, cells, PredictConfig(device="cpu"))
+    with dask_client(workers=2) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        job = segment_to_zarr(
+            model,
+            [zarr_image],
+            tmp_path,
+            config=PredictConfig(device="cpu"),
+            blocks=BlockConfig(128, 48),
+            client=client,
+        )
+        for _ in job:
+            pass
+        ran_on = client.run(lambda: "napari_unet.blockwise" in __import__("sys").modules)
+    assert all(ran_on.values())  # both workers predicted blocks with their own copy of the model
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "cells_segmentation.zarr"))[:], reference.classes)
+    assert same_partition(zarr.open_array(str(tmp_path / "cells_objects.zarr"))[:], reference.objects)
