@@ -35,3 +35,16 @@ def test_nan_and_inf_are_ignored_and_zeroed():
 def test_bad_percentiles_are_refused():
     with pytest.raises(ValueError):
         Normalization(50, 10)
+
+
+def test_large_images_are_sampled_on_the_same_grid_in_numpy_and_dask():
+    import dask.array as da
+
+    from napari_unet.normalize import MAX_SAMPLES, sample_stride
+
+    rng = np.random.default_rng(0)
+    planes = rng.gamma(2.0, 100.0, size=(1, 1, 2100, 2100)).astype(np.float32)
+    assert planes.size > MAX_SAMPLES and sample_stride(planes.shape) == 2
+    norm = Normalization()
+    assert norm.ranges(planes) == norm.ranges(da.from_array(planes, chunks=(1, 1, 512, 512)))
+    assert norm.ranges(planes) != norm.ranges(planes[:, :, :1000, :1000])

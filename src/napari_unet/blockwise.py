@@ -98,19 +98,6 @@ def dask_planes(image, layout: Layout) -> da.Array:
     return array
 
 
-def normalization_ranges(model: Model, planes: da.Array) -> list[tuple[float, float]]:
-    """Percentile values of each channel, from a regular subsample of the whole image (one small read).
-
-    Up to :data:`napari_unet.normalize.MAX_SAMPLES` pixels every pixel is used, as in memory.
-    """
-    from .normalize import MAX_SAMPLES
-
-    n_planes, _, height, width = planes.shape
-    stride = max(1, math.ceil(math.sqrt(n_planes * height * width / MAX_SAMPLES)))
-    sample = np.asarray(planes[:, :, ::stride, ::stride].compute())
-    return model.normalization.ranges(sample)
-
-
 _PREPARED: dict[tuple[int, str], tuple[Model, torch.nn.Module]] = {}
 _PREPARED_LOCK = threading.Lock()
 
@@ -254,13 +241,13 @@ def segment_lazy(
 
     Notes
     -----
-    Classes and probabilities equal those of :func:`napari_unet.predict.segment` (normalised with the
-    percentiles of a regular subsample of at most 4 Mpx, which is every pixel of smaller images), and
-    so do the objects up to their ids, for objects that span less than the overlap. Compute everything
+    Classes and probabilities equal those of :func:`napari_unet.predict.segment` (both normalise with
+    the percentiles of the same regular sample), and so do the objects up to their ids, for objects
+    that span less than the overlap. Compute everything
     that is wanted in one ``dask.compute`` or ``dask.array.store`` call: the network runs once per block.
     """
     layout, planes = lazy_planes(model, image, channel_axis)
-    ranges = normalization_ranges(model, planes)
+    ranges = model.normalization.ranges(planes)  # reads a regular sample only
     geom = TileGeometry(model.config.depth, model.config.padding)
     context = block_context(geom)
     least = max(*context, blocks.overlap, 1)  # overlaps come from the next block only

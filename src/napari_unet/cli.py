@@ -208,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
     train.add_argument("--preset", default="auto", choices=["auto", *PRESETS], help="architecture of a new model")
     train.add_argument("--classes", help="comma-separated object class names (values 2, 3, ...)")
-    train.add_argument("--learning-rate", type=float, default=None)
+    train.add_argument(
+        "--learning-rate", type=float, default=None, help="peak learning rate (default: 3e-3 new, 1e-4 with --init)"
+    )
     train.add_argument("--device", default="auto", choices=devices)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--channel-axis", type=int, default=None, help="channel axis of multichannel images")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -9,6 +10,12 @@ import numpy as np
 
 #: Percentiles are estimated on at most this many pixels per channel (a regular subsample).
 MAX_SAMPLES = 1 << 22
+
+
+def sample_stride(shape: tuple[int, ...]) -> int:
+    """Step of the regular grid on which percentiles of planes of ``shape`` (P, C, H, W) are estimated."""
+    n_planes, _, height, width = shape
+    return max(1, math.ceil(math.sqrt(n_planes * height * width / MAX_SAMPLES)))
 
 
 @dataclass(frozen=True)
@@ -42,20 +49,24 @@ class Normalization:
         return cls(**values)
 
     def percentiles(self, channel: np.ndarray) -> tuple[float, float]:
-        """The low and high percentile values of one channel, ignoring non-finite pixels."""
-        flat = np.asarray(channel).reshape(-1)
-        if flat.size > MAX_SAMPLES:
-            flat = flat[:: int(np.ceil(flat.size / MAX_SAMPLES))]
-        flat = flat.astype(np.float64, copy=False)
+        """The low and high percentile values of one channel (every pixel given), ignoring non-finite ones."""
+        flat = np.asarray(channel).reshape(-1).astype(np.float64, copy=False)
         finite = flat[np.isfinite(flat)]
         if finite.size == 0:
             return 0.0, 1.0
         lo, hi = np.percentile(finite, [self.low, self.high])
         return float(lo), float(hi)
 
-    def ranges(self, planes: np.ndarray) -> list[tuple[float, float]]:
-        """The (low, high) percentile values of each channel of an array of shape (P, C, H, W)."""
-        return [self.percentiles(planes[:, c]) for c in range(planes.shape[1])]
+    def ranges(self, planes) -> list[tuple[float, float]]:
+        """The (low, high) percentile values of each channel of an array of shape (P, C, H, W).
+
+        Large images are sampled on a regular grid of about MAX_SAMPLES pixels (:func:`sample_stride`);
+        ``planes`` may be a dask array, of which only the sample is read.
+        """
+        stride = sample_stride(planes.shape)
+        sample = planes[:, :, ::stride, ::stride]
+        sample = np.asarray(sample.compute() if hasattr(sample, "compute") else sample)
+        return [self.percentiles(sample[:, c]) for c in range(sample.shape[1])]
 
     def apply(self, planes: np.ndarray, ranges: list[tuple[float, float]] | None = None) -> np.ndarray:
         """Normalise an array of shape (P, C, H, W), channel by channel over all planes.

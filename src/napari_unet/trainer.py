@@ -20,7 +20,7 @@ from .bundle import Model
 from .data import TrainingData
 from .losses import weighted_cross_entropy
 from .model import UNetConfig
-from .train_config import TrainConfig, TrainProgress, learning_rate_at
+from .train_config import TrainConfig, TrainProgress, learning_rate_at, with_learning_rate
 from .validation import Validation, validate
 
 
@@ -69,6 +69,7 @@ class TrainingRun:
     """One training run: the optimisation loop, validation, and leaving the model usable at the end."""
 
     def __init__(self, model: Model, data: TrainingData, config: TrainConfig, device: torch.device) -> None:
+        config = with_learning_rate(config, trained_before=bool(model.history))
         self.model, self.data, self.config, self.device = model, data, config, device
         self.net = model.net
         self.size, self.out, self.window = patch_geometry(model, config, device.type)

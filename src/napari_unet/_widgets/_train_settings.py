@@ -63,7 +63,15 @@ class TrainSettings(QWidget):
         budget.addWidget(self.budget_value)
         budget.addWidget(self.budget_unit)
         form.addRow("train for", budget)
-        self.learning_rate = _spin(1e-5, 1.0, defaults.learning_rate, decimals=5, step=1e-4)
+        self.learning_rate = _spin(
+            0.0,
+            1.0,
+            0.0,
+            decimals=5,
+            step=1e-4,
+            tip="auto: 0.003 for a new model, 0.0001 to fine-tune a trained one (the starting model too)",
+        )
+        self.learning_rate.setSpecialValueText("auto")
         form.addRow("learning rate", self.learning_rate)
         self.augment_strength = _spin(
             0.0,
@@ -109,7 +117,7 @@ class TrainSettings(QWidget):
         base = TrainConfig(
             steps=None if minutes else int(self.budget_value.value()),
             minutes=self.budget_value.value() if minutes else None,
-            learning_rate=self.learning_rate.value(),
+            learning_rate=self.learning_rate.value() or None,
             augment=AugmentConfig(strength=self.augment_strength.value()),
             border_w0=self.border_weight.value(),
         )
