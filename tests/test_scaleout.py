@@ -81,3 +81,16 @@ def test_a_two_worker_local_cluster_gives_the_in_memory_result_exactly(tmp_path,
     assert all(ran_on.values())  # both workers predicted blocks with their own copy of the model
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "cells_segmentation.zarr"))[:], reference.classes)
     assert same_partition(zarr.open_array(str(tmp_path / "cells_objects.zarr"))[:], reference.objects)
+
+
+def test_napari_shows_the_lazy_result(make_napari_viewer, cells):
+    import dask.array as da
+
+    from napari_unet import segment_lazy
+
+    result = segment_lazy(load_starting_model(), cells, PredictConfig(device="cpu"), BlockConfig(128, 48))
+    viewer = make_napari_viewer(show=True)
+    layer = viewer.add_labels(result.objects, name="objects")
+    assert isinstance(layer.data, da.Array)
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    assert shot[..., :3].std() > 0  # the objects were computed and drawn

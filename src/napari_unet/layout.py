@@ -109,7 +109,7 @@ def crop(
     index: list[int | slice] = []
     for axis in range(len(layout.shape)):
         index.append(slice(None) if axis == layout.channel_axis else spatial.pop(0))
-    region = np.asarray(image)[tuple(index)]
+    region = np.asarray(image[tuple(index)])  # numpy, dask or zarr: only the region is read
     if layout.channel_axis is None:
         return region, None
     return region, layout.channel_axis - sum(1 for a in range(layout.channel_axis) if isinstance(index[a], int))

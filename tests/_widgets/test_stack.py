@@ -59,3 +59,25 @@ def test_multichannel_channels_last(make_napari_viewer, qtbot, messages):
     wait_for(qtbot, segment.segment())
     assert viewer.layers["two segmentation"].data.shape == (96, 96)
     assert not [m for m in messages if m[0] == "error"], messages
+
+
+def test_a_plane_of_a_lazy_stack_is_read_alone(make_napari_viewer, qtbot, messages):
+    import dask.array as da
+
+    viewer = make_napari_viewer()
+    planes = np.stack([synthetic_nuclei(SyntheticConfig(shape=(96, 96)), seed=s)[0] for s in range(4)])
+    reads = []
+
+    def counted(block, block_info=None):
+        reads.append(block_info[0]["chunk-location"][0])
+        return block
+
+    stack = da.from_array(planes, chunks=(1, 96, 96)).map_blocks(counted, dtype=planes.dtype)
+    viewer.add_image(stack, name="lazy")
+    viewer.dims.set_current_step(0, 3)
+    _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")  # the starting model
+    reads.clear()
+    wait_for(qtbot, segment.segment())
+    assert set(reads) == {3}
+    assert viewer.layers["lazy objects"].data[3].max() > 0
+    assert not [m for m in messages if m[0] == "error"]

@@ -58,10 +58,10 @@ def spatial_shape(layer: Image, channel_axis: int | None) -> tuple[int, ...]:
     return shape[:axis] + shape[axis + 1 :]
 
 
-def image_data(layer: Image) -> np.ndarray:
-    """The full-resolution pixels of an image layer as a numpy array."""
+def image_data(layer: Image, lazy: bool = False):
+    """The full-resolution pixels of an image layer: a numpy array, or as stored (dask, zarr) if ``lazy``."""
     data = layer.data[0] if layer.multiscale else layer.data
-    return np.asarray(data)
+    return data if lazy else np.asarray(data)
 
 
 def channel_axis_of(layer: Image, choice: int | None) -> int | None:

@@ -103,11 +103,12 @@ class SegmentWidget(PluginWidget):
             )
             return None
         axis = channel_axis_of(image, CHANNEL_CHOICES[self.channels.currentText()])
-        pixels = image_data(image)
         shape = spatial_shape(image, axis)
+        plane_only = self.scope.currentText() == "current plane" and len(shape) > 2
+        pixels = image_data(image, lazy=plane_only)  # a plane of a dask or zarr stack is read alone
         index: tuple[int, ...] = ()
         target, target_axis = pixels, axis
-        if self.scope.currentText() == "current plane" and len(shape) > 2:
+        if plane_only:
             index = plane_index(self.viewer, image, len(shape))
             layout = infer_layout(pixels.shape, model.in_channels, axis)
             target, target_axis = crop(pixels, layout, index, (slice(None), slice(None)))
