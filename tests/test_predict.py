@@ -145,9 +145,29 @@ def test_object_threshold_follows_how_the_model_was_trained():
     assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED  # never trained
     model.history.append({"steps": 10, "outlined_fraction": 0.19})
     assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_OUTLINED
-    model.history.append({"steps": 10, "outlined_fraction": 0.0})  # fine-tuned on scribbles since
+    gentle = {"steps": 10, "outlined_fraction": 0.0, "config": {"learning_rate": 1e-4}}
+    model.history.append(gentle)  # gently fine-tuned on scribbles: still calibrated at boundaries
+    assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_OUTLINED
+    model.history.append({"steps": 10, "outlined_fraction": 0.0, "config": {"learning_rate": 3e-3}})
+    assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED  # retrained hard since
+    model.history.append(gentle)
     assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED
     assert object_config_for(model, ObjectConfig(threshold=0.6)).threshold == 0.6  # a choice is kept
+    fresh = new_model("light", ["nucleus"])
+    fresh.history.append(gentle)  # a first session decides, however gentle
+    assert object_config_for(fresh, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED
+
+
+def test_fine_tuning_defaults_to_a_gentle_learning_rate(scribbled, tiny_model):
+    from napari_unet import TrainConfig, drain, fit
+    from napari_unet.train_config import LEARNING_RATE_FINE_TUNE, LEARNING_RATE_NEW
+
+    image, annotation, _ = scribbled
+    config = TrainConfig(steps=2, batch_size=1, patch_size=60, device="cpu")
+    drain(fit(tiny_model, [image], [annotation], config))
+    drain(fit(tiny_model, [image], [annotation], config))
+    rates = [entry["config"]["learning_rate"] for entry in tiny_model.history]
+    assert rates == [LEARNING_RATE_NEW, LEARNING_RATE_FINE_TUNE]
 
 
 def test_prediction_leaves_a_training_networks_memory_layout_alone():
