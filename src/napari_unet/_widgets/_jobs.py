@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
 import torch
 from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QObject
 
 from ..errors import NapariUNetError
 
@@ -77,6 +80,11 @@ class BackgroundJob:
         Called on the GUI thread with the error if the job failed (default: a notification).
     on_finished : callable, optional
         Called on the GUI thread last, whatever happened.
+    owner : QWidget, optional
+        The widget the callbacks update. When it is destroyed (napari closing) the job is stopped, its
+        callbacks are disconnected, and ``on_abandoned`` runs in the worker thread once the job has ended.
+    on_abandoned : callable, optional
+        Called in the worker thread after a job whose owner was destroyed has ended (to save its work).
     """
 
     def __init__(
@@ -86,16 +94,30 @@ class BackgroundJob:
         on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], None] | None = None,
         on_finished: Callable[[], None] | None = None,
+        owner: QObject | None = None,
+        on_abandoned: Callable[[], None] | None = None,
     ) -> None:
         self._make_job = make_job
+        self._job: Generator[Any, Any, Any] | None = None
+        self._ended = False
+        self._end_lock = threading.Lock()
         self._stop_requested = False
+        self.abandoned = False
+        self._on_abandoned = on_abandoned
         # errors go to on_error only (napari would otherwise re-raise them in the GUI thread as well)
         self.worker: GeneratorWorker = create_worker(self._run, _start_thread=False, _ignore_errors=True)
-        self.worker.yielded.connect(on_progress)
-        self.worker.returned.connect(on_done)
-        self.worker.errored.connect(on_error or notify_error)
+        self._connections = [
+            (self.worker.yielded, on_progress),
+            (self.worker.returned, on_done),
+            (self.worker.errored, on_error or notify_error),
+        ]
         if on_finished is not None:
-            self.worker.finished.connect(on_finished)
+            self._connections.append((self.worker.finished, on_finished))
+        for signal, slot in self._connections:
+            signal.connect(slot)
+        self.worker.finished.connect(self._end)
+        if owner is not None:
+            owner.destroyed.connect(self.abandon)
         self.running = False
         self.worker.started.connect(lambda: setattr(self, "running", True))
         self.worker.finished.connect(lambda: setattr(self, "running", False))
@@ -110,17 +132,42 @@ class BackgroundJob:
         """Ask the job to stop after the current step; it is closed in its own thread and keeps its result."""
         self._stop_requested = True
 
+    def abandon(self, *_: Any) -> None:
+        """Stop, and call none of the GUI callbacks any more: the widgets they update are gone."""
+        self.abandoned = True
+        for signal, slot in self._connections:
+            with contextlib.suppress(TypeError, RuntimeError):  # already disconnected, or Qt object gone
+                signal.disconnect(slot)
+        self.stop()
+
     def _run(self) -> Generator[Any, None, Any]:
         try:
-            job = self._make_job()
+            self._job = self._make_job()
             while True:
                 if self._stop_requested:
-                    job.close()
+                    self._job.close()
                     return Stopped()
                 try:
-                    record = next(job)
+                    record = next(self._job)
                 except StopIteration as stop:
                     return stop.value
                 yield record
         except Exception as error:  # carried to the GUI thread, see JobError
             raise JobError(error) from error
+        finally:
+            self._end()
+
+    def _end(self, *_: Any) -> None:
+        """Close the core generator (its own clean-up: a training run records itself and frees the GPU).
+
+        Runs when the job returns, and again when the worker finishes: a worker that is quit from
+        outside (napari closing) never resumes its generator, so the job would otherwise stay open.
+        """
+        with self._end_lock:
+            if self._ended:
+                return
+            self._ended = True
+        if self._job is not None:
+            self._job.close()
+        if self.abandoned and self._on_abandoned is not None:
+            self._on_abandoned()

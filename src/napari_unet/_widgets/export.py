@@ -78,6 +78,7 @@ class ExportWidget(PluginWidget):
             on_progress=self._on_progress,
             on_done=self._on_done,
             on_finished=lambda: self._set_running(False),
+            owner=self,
         )
         self._set_running(True)
         return self.job.start()

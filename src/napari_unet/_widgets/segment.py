@@ -120,6 +120,7 @@ class SegmentWidget(PluginWidget):
             on_progress=self._on_progress,
             on_done=lambda result: self._on_done(result, context),
             on_finished=lambda: self._set_running(False),
+            owner=self,
         )
         self._set_running(True)
         self.status.setText("segmenting…")

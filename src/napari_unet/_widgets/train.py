@@ -24,6 +24,7 @@ from ..model import PRESETS, preset_for_device
 from ..preview import Preview, with_previews
 from ..starting import load_starting_model, starting_model_path
 from ..train import TrainProgress, fit
+from ._autosave import autosave
 from ._base import PluginWidget
 from ._jobs import BackgroundJob, Stopped, notify, notify_error, warm_up_torch
 from ._layers import (
@@ -221,6 +222,8 @@ class TrainWidget(PluginWidget):
             on_progress=self._on_progress,
             on_done=self._on_done,
             on_finished=lambda: self._set_running(False),
+            owner=self,
+            on_abandoned=lambda: autosave(model),
         )
         self._set_running(True)
         camera(self.viewer).events.center.connect(self._update_region)
