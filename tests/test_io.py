@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,32 @@ def test_read_image_errors(tmp_path):
     (tmp_path / "cut.tif").write_bytes(good.read_bytes()[:300])
     with pytest.raises(InputError):
         read_image(tmp_path / "cut.tif")
+
+
+def test_a_full_disk_keeps_the_previous_file_and_leaves_no_partial_one(tmp_path, monkeypatch):
+    import errno
+
+    path = write_labels(tmp_path / "l.tif", np.ones((4, 4), np.uint8))
+    before = path.read_bytes()
+
+    def full_disk(target, *args, **kwargs):
+        Path(target).write_bytes(b"half a tiff")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tifffile, "imwrite", full_disk)
+    with pytest.raises(InputError, match="No space left on device"):
+        write_labels(path, np.full((4, 4), 2, np.uint8), overwrite=True)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["l.tif"]
+
+
+def test_a_folder_that_is_not_writable_is_explained(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)  # chmod does not stop root, who runs CI
+    with pytest.raises(InputError, match=f"cannot write to {tmp_path}: Permission denied"):
+        write_labels(tmp_path / "l.tif", np.ones((4, 4), np.uint8))
