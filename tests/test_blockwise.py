@@ -5,6 +5,8 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from napari_unet import BlockConfig, InputError, PredictConfig, new_model, segment, segment_lazy
 from napari_unet.blockwise import block_chunks
@@ -100,3 +102,21 @@ def test_block_chunks_merge_a_short_last_block():
 def test_bad_block_settings_say_what_is_allowed(settings):
     with pytest.raises(InputError, match=r"blocks|overlap"):
         BlockConfig(**settings)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    height=st.integers(1, 150),
+    width=st.integers(1, 150),
+    block=st.sampled_from([64, 72, 96]),
+    overlap=st.integers(0, 32),
+    seed=st.integers(0, 100),
+)
+def test_any_shape_and_block_size_gives_the_whole_image_probabilities(height, width, block, overlap, seed):
+    model = new_model("light", ["nucleus"], depth=2, base_filters=4, seed=0)
+    image = np.random.default_rng(seed).gamma(2.0, 50.0, size=(height, width)).astype(np.float32)
+    reference = segment(model, image, CPU, objects=False)
+    lazy = segment_lazy(model, image, CPU, BlockConfig(block=block, overlap=overlap))
+    probabilities, objects = da.compute(lazy.probabilities, lazy.objects)
+    np.testing.assert_allclose(probabilities, reference.probabilities, rtol=0, atol=1e-5)
+    assert objects.shape == (height, width)

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from napari_unet import PredictConfig, drain, iter_segment, new_model, predict_probabilities, segment
 from napari_unet.errors import InputError
@@ -184,3 +186,25 @@ def test_prediction_leaves_a_training_networks_memory_layout_alone():
     with devices.on_device(net, torch.device("cpu"), channels_last=True):
         assert devices._is_channels_last(net)  # channels-last for the job
     assert not devices._is_channels_last(net)  # and back
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    dtype=st.sampled_from(["uint8", "uint16", "int16", "int32", "float32", "float64"]),
+    height=st.integers(1, 90),
+    width=st.integers(1, 90),
+    tile=st.integers(1, 120),
+    seed=st.integers(0, 100),
+)
+def test_any_dtype_shape_and_tile_gives_finite_probabilities_that_do_not_depend_on_the_tile(
+    dtype, height, width, tile, seed
+):
+    model = new_model("light", ["nucleus"], depth=2, base_filters=4, seed=0)
+    rng = np.random.default_rng(seed)
+    image = (rng.random((height, width)) * 200).astype(dtype)
+    tiled = segment(model, image, PredictConfig(device="cpu", tile=tile), objects=False)
+    whole = segment(model, image, PredictConfig(device="cpu"), objects=False)
+    assert tiled.probabilities.shape == (2, height, width)
+    assert np.isfinite(tiled.probabilities).all()
+    np.testing.assert_allclose(tiled.probabilities.sum(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(tiled.probabilities, whole.probabilities, rtol=0, atol=1e-5)
