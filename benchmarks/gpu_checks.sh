@@ -27,7 +27,7 @@ OMP_NUM_THREADS=4 timeout "$(python3 -c "print(int(float($STARTING_MINUTES) * 60
 starting=$!
 
 step "GPU tests"
-OMP_NUM_THREADS=4 timeout 100 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_tiling.py tests/test_train.py >>"$LOG" 2>&1
+OMP_NUM_THREADS=4 timeout 150 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_tiling.py tests/test_train.py tests/test_predict.py >>"$LOG" 2>&1
 step "DSB2018 scribbles through the CLI on CUDA"
 OMP_NUM_THREADS=4 timeout 150 python3 benchmarks/scribble_cli.py --device cuda --seeds ${SEEDS:-0 1 2} --out scribble_cli_gpu >>"$LOG" 2>&1
 cp $results/scribble_cli_gpu.json "$OUT/" 2>/dev/null

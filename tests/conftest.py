@@ -36,3 +36,17 @@ def scribbled(nuclei):
     far = ndimage.distance_transform_edt(objects == 0) > 6
     annotation[far & (np.indices(far.shape).sum(0) % 7 == 0)] = 1
     return image, annotation, objects
+
+
+@pytest.fixture
+def gpu_nearly_full():
+    """Fill the GPU but for 3 GiB (what a second program or napari itself might hold); yields the rest."""
+    device = torch.device("cuda")
+    torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info(device)
+    hog = torch.empty(max(int(free - 3 * 2**30), 0), dtype=torch.uint8, device=device)
+    try:
+        yield torch.cuda.memory_allocated(device)
+    finally:
+        del hog
+        torch.cuda.empty_cache()

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -208,3 +209,17 @@ def test_any_dtype_shape_and_tile_gives_finite_probabilities_that_do_not_depend_
     assert np.isfinite(tiled.probabilities).all()
     np.testing.assert_allclose(tiled.probabilities.sum(axis=0), 1.0, atol=1e-5)
     np.testing.assert_allclose(tiled.probabilities, whole.probabilities, rtol=0, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_real_gpu_out_of_memory_is_retried_and_the_memory_given_back(gpu_nearly_full):
+    model = new_model("paper", ["nucleus"], seed=0)
+    image = np.random.default_rng(0).random((2500, 2500)).astype(np.float32)
+    records = []
+    config = PredictConfig(device="cuda", tile=2140, batch_size=16)  # needs tens of GiB
+    probabilities = drain(predict_probabilities(model, image, config), records.append)
+    assert any("GPU memory full" in r.message for r in records)
+    assert probabilities.shape == (2, 2500, 2500) and np.isfinite(probabilities).all()
+    assert torch.cuda.memory_allocated() == gpu_nearly_full  # the network went back to the CPU
+    assert next(model.net.parameters()).device.type == "cpu"

@@ -137,3 +137,15 @@ def test_default_patch_depends_on_the_device():
     assert standard.output_size(default_patch_size(standard, "cuda")) >= 96  # context where compute is cheap
     assert standard.output_size(default_patch_size(standard, "cpu")) >= 40
     assert light.output_size(default_patch_size(light, "cuda")) >= 96
+
+
+@cuda
+def test_real_gpu_out_of_memory_in_training_lowers_the_batch(scribbled, gpu_nearly_full):
+    image, annotation, _ = scribbled
+    big = np.tile(image, (5, 5))
+    model = new_model("paper", ["nucleus"], seed=0)
+    config = TrainConfig(steps=3, batch_size=64, patch_size=572, device="cuda")
+    records = list(fit(model, [big], [np.tile(annotation, (5, 5))], config))
+    assert any(r.message.startswith("GPU memory full") for r in records)
+    assert records[-1].done and records[-1].step == 3
+    assert torch.cuda.memory_allocated() == gpu_nearly_full
