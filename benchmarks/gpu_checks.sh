@@ -26,8 +26,9 @@ OMP_NUM_THREADS=4 timeout "$(python3 -c "print(int(float($STARTING_MINUTES) * 60
     >"$OUT/starting.log" 2>&1 &
 starting=$!
 
-step "GPU tests"
-OMP_NUM_THREADS=4 timeout 150 python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_tiling.py tests/test_train.py tests/test_predict.py >>"$LOG" 2>&1
+step "GPU tests (those that fill the GPU wait until the starting model is trained)"
+OMP_NUM_THREADS=4 timeout 150 python3 -m pytest -p no:cacheprovider -q -m gpu -k "not real_gpu" \
+    tests/test_tiling.py tests/test_train.py tests/test_predict.py >>"$LOG" 2>&1
 step "DSB2018 scribbles through the CLI on CUDA"
 OMP_NUM_THREADS=4 timeout 150 python3 benchmarks/scribble_cli.py --device cuda --seeds ${SEEDS:-0 1 2} --out scribble_cli_gpu >>"$LOG" 2>&1
 cp $results/scribble_cli_gpu.json "$OUT/" 2>/dev/null
@@ -41,6 +42,8 @@ done
 step "waiting for the starting model"
 wait $starting
 cp src/napari_unet/models/nuclei.pt "$OUT/" 2>/dev/null
+step "GPU out-of-memory tests, alone on the GPU"
+timeout 120 python3 -m pytest -p no:cacheprovider -q -m gpu -k real_gpu tests/test_train.py tests/test_predict.py >>"$LOG" 2>&1
 step "quality starting_model (zero-shot, fine-tuning vs scratch)"
 timeout 100 python3 benchmarks/quality.py --device cuda --cases starting_model --out quality_gpu >>"$LOG" 2>&1
 cp $results/quality_gpu.json "$OUT/" 2>/dev/null
