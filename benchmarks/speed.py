@@ -37,7 +37,7 @@ import napari_unet as nu
 from napari_unet import device as devices
 from napari_unet.model import UNet
 from napari_unet.objects import classes_to_objects, probabilities_to_classes
-from napari_unet.predict import job_size
+from napari_unet.predict import job_size, keep_on_device
 from napari_unet.preview import Preview, with_previews
 from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
 from napari_unet.tiling import TileGeometry, plan_axis
@@ -170,9 +170,11 @@ def mosaic(side: int, seed: int = 0) -> np.ndarray:
     return np.tile(image, (reps, reps))[:side, :side]
 
 
-def end_to_end(model: nu.Model, image: np.ndarray, device: torch.device, objects: bool) -> dict:
+def end_to_end(
+    model: nu.Model, image: np.ndarray, device: torch.device, objects: bool, on_device: bool | None = None
+) -> dict:
     """``segment`` of one image, split into probabilities, classes and objects, with memory peaks."""
-    config = nu.PredictConfig(device=device.type)
+    config = nu.PredictConfig(device=device.type, on_device=on_device)
     tile, batch = job_size(model, device, config, image.shape)
     plan = plan_axis(max(image.shape), tile, TileGeometry(model.config.depth, model.config.padding))
     tile, batch = plan.tile, min(batch, len(plan.offsets) ** 2)  # the job predict_tiled really runs
@@ -188,8 +190,11 @@ def end_to_end(model: nu.Model, image: np.ndarray, device: torch.device, objects
             classes_to_objects(classes, config.objects, probabilities)
         t_objects = time.perf_counter()
     pixels = image.size / 1e6
+    geom = TileGeometry(model.config.depth, model.config.padding)
+    resident = keep_on_device(config, device, (1, model.in_channels, *image.shape), model.n_classes, geom)
     row = {
         "image": f"{image.shape[0]}x{image.shape[1]}",
+        "tiles_cut_on": "device" if resident else "host",
         "tile": tile,
         "batch": batch,
         "probabilities_s": round(t_prob - start, 3),
@@ -210,10 +215,12 @@ def end_to_end_section(model: nu.Model, device: torch.device, quick: bool, label
     large = 8192 if device.type == "cuda" else 4096
     sides = [512] if quick else [512, large]
     rows = []
-    for side in sides:
+    # on a GPU the large image also goes through the host path, to show what tiling on the device buys
+    jobs = [(side, None) for side in sides] + ([(large, False)] if device.type == "cuda" and not quick else [])
+    for side, on_device in jobs:
         image = mosaic(side)
         nu.drain(nu.predict_probabilities(model, image[:512, :512], nu.PredictConfig(device=device.type)))  # warm-up
-        row = {"model": label, **end_to_end(model, image, device, objects)}
+        row = {"model": label, **end_to_end(model, image, device, objects, on_device)}
         tile, batch = row["tile"], row["batch"]
         precision = "bf16" if device.type == "cuda" else "fp32"
         limit = network_rate(model.net, model.config, device, tile, batch, precision, device.type == "cuda", 1.0)
