@@ -5,6 +5,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -120,3 +121,17 @@ def test_any_shape_and_block_size_gives_the_whole_image_probabilities(height, wi
     probabilities, objects = da.compute(lazy.probabilities, lazy.objects)
     np.testing.assert_allclose(probabilities, reference.probabilities, rtol=0, atol=1e-5)
     assert objects.shape == (height, width)
+
+
+def test_the_result_is_that_of_the_model_when_asked_for(cells):
+    model = new_model("light", ["nucleus"], depth=2, base_filters=4, seed=0)
+    image = cells[:100, :100]
+    before = segment_lazy(model, image, CPU, objects=False)
+    first = before.probabilities.compute()
+    with torch.no_grad():
+        for parameter in model.net.parameters():
+            parameter.add_(0.1)
+    np.testing.assert_array_equal(before.probabilities.compute(), first)  # a snapshot, not the live model
+    after = segment_lazy(model, image, CPU, objects=False).probabilities.compute()
+    np.testing.assert_allclose(after, segment(model, image, CPU, objects=False).probabilities, atol=1e-5)
+    assert np.abs(after - first).max() > 1e-3

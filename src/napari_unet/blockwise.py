@@ -103,15 +103,14 @@ _PREPARED_LOCK = threading.Lock()
 
 
 def prepared_network(model: Model, device: torch.device) -> torch.nn.Module:
-    """An evaluation copy of the model's network on ``device`` (channels-last), made once per process.
+    """The network of a model snapshot (see :func:`segment_lazy`) on ``device`` in evaluation mode, once per process.
 
-    Blocks run in threads or worker processes: each process keeps its own copy, and the caller's
-    model (perhaps training in the GUI) is never moved or switched to evaluation.
+    Blocks run in threads or worker processes: each process prepares its own copy once.
     """
     key = (id(model), str(device))
     with _PREPARED_LOCK:
         if key not in _PREPARED:
-            net = copy.deepcopy(model.net).eval().to(device)
+            net = model.net.eval().to(device)
             if device.type in ("cuda", "cpu"):
                 net = net.to(memory_format=torch.channels_last)
             if len(_PREPARED) >= 2:
@@ -246,6 +245,8 @@ def segment_lazy(
     that span less than the overlap. Compute everything
     that is wanted in one ``dask.compute`` or ``dask.array.store`` call: the network runs once per block.
     """
+    model = copy.deepcopy(model)  # a snapshot: the result is that of the model as it is now, whenever computed
+    model.net.to("cpu")
     layout, planes = lazy_planes(model, image, channel_axis)
     ranges = model.normalization.ranges(planes)  # reads a regular sample only
     geom = TileGeometry(model.config.depth, model.config.padding)
