@@ -173,6 +173,7 @@ def predict_to_zarr(args: argparse.Namespace, model, images: list[Path], config:
             args.channel_axis,
             blocks,
             client,
+            progress=sys.stderr.isatty(),
         )
         for record in job:
             if record.name:

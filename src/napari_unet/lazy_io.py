@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import dask
 import dask.array as da
+from dask.diagnostics import ProgressBar
 
 from .errors import InputError
 
@@ -127,12 +129,14 @@ def _zarr_chunks(array: da.Array) -> tuple[int, ...]:
     return tuple(max(c[0], 1) for c in array.chunks)
 
 
-def store_zarr(arrays: Mapping[Path, da.Array], overwrite: bool = False, scheduler=None) -> list[Path]:
+def store_zarr(
+    arrays: Mapping[Path, da.Array], overwrite: bool = False, scheduler=None, progress: bool = False
+) -> list[Path]:
     """Compute dask arrays into zarr arrays at the given paths, in one pass (shared work is done once).
 
     Each block is computed, written and released, so memory stays bounded by a few blocks whatever
-    the size of the image. ``scheduler`` is passed to dask (None: the default, or a connected
-    ``dask.distributed`` client).
+    the size of the image. ``scheduler`` is passed to dask (a ``dask.distributed`` client, say); None
+    runs on threads of this machine, with a progress bar on stderr if ``progress``.
     """
     import zarr
 
@@ -150,7 +154,8 @@ def store_zarr(arrays: Mapping[Path, da.Array], overwrite: bool = False, schedul
                 da.store(list(arrays.values()), targets, lock=False)
         else:
             # a pool of our own, so that after a failure no thread still writes when the partial is removed
-            with ThreadPoolExecutor(os.cpu_count() or 1) as pool, dask.config.set(scheduler="threads", pool=pool):
+            bar = ProgressBar(out=sys.stderr, minimum=2) if progress else contextlib.nullcontext()
+            with ThreadPoolExecutor(os.cpu_count() or 1) as pool, dask.config.set(scheduler="threads", pool=pool), bar:
                 try:
                     da.store(list(arrays.values()), targets, lock=False)
                 except BaseException:

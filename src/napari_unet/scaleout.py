@@ -93,13 +93,15 @@ def segment_to_zarr(
     channel_axis: int | None = None,
     blocks: BlockConfig = BlockConfig(),
     client: object | None = None,
+    progress: bool = False,
 ) -> Generator[BatchProgress, None, list[dict[str, Path]]]:
     """Segment images (zarr, OME-Zarr, TIFF; read lazily) block by block into zarr arrays in ``folder``.
 
     Writes ``<stem>_segmentation.zarr`` (classes), and optionally ``<stem>_objects.zarr`` and
     ``<stem>_probabilities.zarr``, each chunked like the blocks. Memory stays bounded by a few blocks per
-    thread; with a ``dask.distributed`` ``client`` the blocks run on its workers. Every output is
-    checked before any work starts, and each is moved into place only once complete.
+    thread; with a ``dask.distributed`` ``client`` the blocks run on its workers (else on threads here,
+    with a progress bar on stderr if ``progress``). Every output is checked before any work starts, and
+    each is moved into place only once complete.
     """
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} is a file; give a folder for the outputs")
@@ -120,6 +122,6 @@ def segment_to_zarr(
             arrays[out["objects"]] = result.objects
         if probabilities:
             arrays[out["probabilities"]] = result.probabilities
-        store_zarr(arrays, overwrite, scheduler=client)
+        store_zarr(arrays, overwrite, scheduler=client, progress=progress)
     yield BatchProgress(len(images), len(images), "")
     return outputs
