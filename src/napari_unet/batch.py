@@ -78,6 +78,29 @@ def output_paths(
     return [{k: folder / f"{stem}_{k}{suffix}" for k in kinds} for stem in stems]
 
 
+def prepare_outputs(
+    images: Sequence[Path], folder: Path, objects: bool, probabilities: bool, overwrite: bool, suffix: str = ".tif"
+) -> list[dict[str, Path]]:
+    """The output paths of every image, checked before any work starts; creates ``folder``.
+
+    Raises
+    ------
+    InputError
+        If ``folder`` is a file, two inputs would write the same outputs, or an output exists and
+        ``overwrite`` is false.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file; give a folder for the outputs")
+    kinds = ["segmentation"] + (["objects"] if objects else []) + (["probabilities"] if probabilities else [])
+    outputs = output_paths(images, folder, kinds, suffix)
+    if not overwrite:
+        existing = [path for out in outputs for path in out.values() if path.exists()]
+        if existing:
+            raise InputError(f"{existing[0]} exists already; allow overwriting or choose another folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    return outputs
+
+
 def segment_files(
     model: Model,
     images: Sequence[Path],
@@ -93,15 +116,7 @@ def segment_files(
     Every output is checked before any work starts (existing files need ``overwrite``), and each file is
     written atomically, so a failure or a stop leaves only whole files.
     """
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{folder} is a file; give a folder for the outputs")
-    kinds = ["segmentation"] + (["objects"] if objects else []) + (["probabilities"] if probabilities else [])
-    outputs = output_paths(images, folder, kinds)
-    if not overwrite:
-        existing = [path for out in outputs for path in out.values() if path.exists()]
-        if existing:
-            raise InputError(f"{existing[0]} exists already; allow overwriting or choose another folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    outputs = prepare_outputs(images, folder, objects, probabilities, overwrite)
     total = len(images)
     for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
         image = read_image(path)

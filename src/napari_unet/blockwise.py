@@ -22,10 +22,10 @@ import torch
 from dask.array.overlap import overlap
 
 from . import device as devices
+from .block_objects import block_margins, classes_block, object_ids_dtype, objects_block
 from .bundle import Model
 from .errors import InputError
 from .layout import Layout, infer_layout
-from .objects import context_box, split_component, split_margin
 from .predict import PredictConfig, batch_predictor, job_size, object_config_for
 from .progress import drain
 from .tiling import TileGeometry, block_context, predict_tiled
@@ -124,22 +124,12 @@ def _depth(chunks: tuple[int, ...], depth):
     return depth if len(chunks) > 1 else 0
 
 
-def _starts(chunks: tuple[int, ...]) -> list[int]:
-    return [0, *np.cumsum(chunks[:-1]).tolist()]
-
-
-def _context(index: int, chunks: tuple[int, ...], before: int, after: int | None = None) -> tuple[int, int]:
-    """Context a block received from its neighbours before and after (map_overlap with boundary='none')."""
-    after = before if after is None else after
-    return (before if index > 0 else 0), (after if index < len(chunks) - 1 else 0)
-
-
 def _predict_block(block, model, config, ranges, halo_chunks, block_id=None):
     """Probabilities (1, K, h, w) of one block given with its halo of neighbouring pixels."""
     _, iy, ix = block_id[0], block_id[2], block_id[3]
     geom = TileGeometry(model.config.depth, model.config.padding)
-    top, bottom = _context(iy, halo_chunks[0], *block_context(geom))
-    left, right = _context(ix, halo_chunks[1], *block_context(geom))
+    top, bottom = block_margins(iy, halo_chunks[0], *block_context(geom))
+    left, right = block_margins(ix, halo_chunks[1], *block_context(geom))
     device = devices.select_device(config.device)
     planes = model.normalization.apply(np.asarray(block), ranges)
     core = (planes.shape[-2] - top - bottom, planes.shape[-1] - left - right)
@@ -147,64 +137,6 @@ def _predict_block(block, model, config, ranges, halo_chunks, block_id=None):
     predictor = batch_predictor(prepared_network(model, device), device, config.amp)
     job = predict_tiled(predictor, planes, model.n_classes, geom, tile, batch, context=(top, bottom, left, right))
     return drain(job)
-
-
-def _classes_block(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
-    """Classes (1, h, w) of a probability block; with ``threshold``, only the confident pixels of objects."""
-    channel = np.argmax(probabilities, axis=1)
-    classes = (channel + 1).astype(np.uint8)
-    classes[channel == 0] = 0
-    if threshold is not None and threshold > 0.5:
-        chosen = np.take_along_axis(probabilities, channel[:, None], axis=1)[:, 0]
-        classes[chosen < threshold] = 0
-    return classes
-
-
-def _objects_block(confident, config, overlap, grid, image_shape, ids_dtype, block_id=None):
-    """Object ids of one block's core, from its confident classes with ``overlap`` pixels of context."""
-    plane, iy, ix = block_id
-    (top, _), (left, _) = _context(iy, grid[1], overlap), _context(ix, grid[2], overlap)
-    y0, x0 = _starts(grid[1])[iy], _starts(grid[2])[ix]
-    height, width = grid[1][iy], grid[2][ix]
-    context = confident[0]
-    core = (slice(top, top + height), slice(left, left + width))
-    origin = (y0 - top, x0 - left)
-    out = np.zeros((1, height, width), dtype=ids_dtype)
-    for value in np.unique(context[core][context[core] > 0]):
-        out[0] |= _class_objects(context == value, core, origin, config, image_shape, plane).astype(ids_dtype)
-    return out
-
-
-def _class_objects(mask, core, origin, config, image_shape, plane) -> np.ndarray:
-    """Ids (over the core) of the objects of one class's mask that touch the core."""
-    from scipy import ndimage
-
-    components, _ = ndimage.label(mask)
-    boxes = ndimage.find_objects(components)
-    margin = split_margin(config)
-    ids = np.zeros(mask.shape, dtype=np.uint64)
-    height, width = image_shape
-    for index in np.unique(components[core]):
-        if index == 0:
-            continue
-        box = context_box(boxes[index - 1], margin, mask.shape)
-        own = components[box] == index
-        parts, _ = split_component(own, config) if config.split else (own.astype(np.int32), 1)
-        labels, first = np.unique(parts, return_index=True)
-        sizes = np.bincount(parts.reshape(-1))
-        ys, xs = np.unravel_index(first, parts.shape)
-        lookup = np.zeros(int(labels.max()) + 1, dtype=np.uint64)
-        for label, y, x in zip(labels, ys + box[0].start + origin[0], xs + box[1].start + origin[1], strict=True):
-            if label and sizes[label] >= config.min_size:
-                lookup[label] = (plane * height + y) * width + x + 1
-        target = ids[box]
-        target[own] = lookup[parts[own]]
-    return ids[core]
-
-
-def object_ids_dtype(n_pixels: int) -> np.dtype:
-    """uint32 while the linear indices fit, else uint64."""
-    return np.dtype(np.uint32 if n_pixels < 2**32 - 1 else np.uint64)
 
 
 def lazy_planes(model: Model, image, channel_axis: int | None) -> tuple[Layout, da.Array]:
@@ -270,14 +202,14 @@ def segment_lazy(
         ranges=ranges,
         halo_chunks=(chunks_y, chunks_x),
     )
-    classes = probabilities.map_blocks(_classes_block, drop_axis=1, dtype=np.uint8)
+    classes = probabilities.map_blocks(classes_block, drop_axis=1, dtype=np.uint8)
     instances = None
     if objects:
         object_config = object_config_for(model, config.objects)
-        confident = probabilities.map_blocks(_classes_block, object_config.threshold, drop_axis=1, dtype=np.uint8)
+        confident = probabilities.map_blocks(classes_block, object_config.threshold, drop_axis=1, dtype=np.uint8)
         dtype = object_ids_dtype(n_planes * height * width)
         instances = da.map_overlap(
-            _objects_block,
+            objects_block,
             confident,
             depth={0: 0, 1: _depth(chunks_y, blocks.overlap), 2: _depth(chunks_x, blocks.overlap)},
             boundary="none",

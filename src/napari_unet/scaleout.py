@@ -9,7 +9,7 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .batch import BatchProgress, output_paths
+from .batch import BatchProgress, prepare_outputs
 from .blockwise import BlockConfig, segment_lazy
 from .bundle import Model
 from .errors import InputError
@@ -103,15 +103,7 @@ def segment_to_zarr(
     with a progress bar on stderr if ``progress``). Every output is checked before any work starts, and
     each is moved into place only once complete.
     """
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{folder} is a file; give a folder for the outputs")
-    kinds = ["segmentation"] + (["objects"] if objects else []) + (["probabilities"] if probabilities else [])
-    outputs = output_paths(images, folder, kinds, suffix=".zarr")
-    if not overwrite:
-        existing = [path for out in outputs for path in out.values() if path.exists()]
-        if existing:
-            raise InputError(f"{existing[0]} exists already; allow overwriting or choose another folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    outputs = prepare_outputs(images, folder, objects, probabilities, overwrite, suffix=".zarr")
     for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
         yield BatchProgress(done, len(images), path.name)
         image, found_axis = open_lazy(path)

@@ -1,0 +1,90 @@
+"""Classes and objects of a large image block by block: each object whole, with one id, in every block it touches."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .objects import ObjectConfig, context_box, split_component, split_margin
+
+
+def block_starts(chunks: tuple[int, ...]) -> list[int]:
+    """Offset of every block along an axis."""
+    return [0, *np.cumsum(chunks[:-1]).tolist()]
+
+
+def block_margins(index: int, chunks: tuple[int, ...], before: int, after: int | None = None) -> tuple[int, int]:
+    """Context a block received from its neighbours before and after (map_overlap with boundary='none')."""
+    after = before if after is None else after
+    return (before if index > 0 else 0), (after if index < len(chunks) - 1 else 0)
+
+
+def object_ids_dtype(n_pixels: int) -> np.dtype:
+    """uint32 while the linear indices fit, else uint64."""
+    return np.dtype(np.uint32 if n_pixels < 2**32 - 1 else np.uint64)
+
+
+def classes_block(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Classes (1, h, w) of a probability block; with ``threshold``, only the confident pixels of objects."""
+    channel = np.argmax(probabilities, axis=1)
+    classes = (channel + 1).astype(np.uint8)
+    classes[channel == 0] = 0
+    if threshold is not None and threshold > 0.5:
+        chosen = np.take_along_axis(probabilities, channel[:, None], axis=1)[:, 0]
+        classes[chosen < threshold] = 0
+    return classes
+
+
+def objects_block(
+    confident: np.ndarray,
+    config: ObjectConfig,
+    overlap: int,
+    grid: tuple[tuple[int, ...], ...],
+    image_shape: tuple[int, int],
+    ids_dtype: np.dtype,
+    block_id: tuple[int, int, int] | None = None,
+) -> np.ndarray:
+    """Object ids of one block's core, from its confident classes with ``overlap`` pixels of context."""
+    plane, iy, ix = block_id
+    (top, _), (left, _) = block_margins(iy, grid[1], overlap), block_margins(ix, grid[2], overlap)
+    y0, x0 = block_starts(grid[1])[iy], block_starts(grid[2])[ix]
+    height, width = grid[1][iy], grid[2][ix]
+    context = confident[0]
+    core = (slice(top, top + height), slice(left, left + width))
+    origin = (y0 - top, x0 - left)
+    out = np.zeros((1, height, width), dtype=ids_dtype)
+    for value in np.unique(context[core][context[core] > 0]):
+        out[0] |= class_objects(context == value, core, origin, config, image_shape, plane).astype(ids_dtype)
+    return out
+
+
+def class_objects(
+    mask: np.ndarray,
+    core: tuple[slice, slice],
+    origin: tuple[int, int],
+    config: ObjectConfig,
+    image_shape: tuple[int, int],
+    plane: int,
+) -> np.ndarray:
+    """Ids (over the core) of the objects of one class's mask that touch the core."""
+    components, _ = ndimage.label(mask)
+    boxes = ndimage.find_objects(components)
+    margin = split_margin(config)
+    ids = np.zeros(mask.shape, dtype=np.uint64)
+    height, width = image_shape
+    for index in np.unique(components[core]):
+        if index == 0:
+            continue
+        box = context_box(boxes[index - 1], margin, mask.shape)
+        own = components[box] == index
+        parts, _ = split_component(own, config) if config.split else (own.astype(np.int32), 1)
+        labels, first = np.unique(parts, return_index=True)
+        sizes = np.bincount(parts.reshape(-1))
+        ys, xs = np.unravel_index(first, parts.shape)
+        lookup = np.zeros(int(labels.max()) + 1, dtype=np.uint64)
+        for label, y, x in zip(labels, ys + box[0].start + origin[0], xs + box[1].start + origin[1], strict=True):
+            if label and sizes[label] >= config.min_size:
+                lookup[label] = (plane * height + y) * width + x + 1
+        target = ids[box]
+        target[own] = lookup[parts[own]]
+    return ids[core]
