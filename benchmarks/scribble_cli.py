@@ -4,7 +4,7 @@ Writes the simulated annotation, runs ``napari-unet train`` and ``napari-unet pr
 user would, scores the objects against the hand-made mask, and compares with the anchors measured in the
 same run (Otsu + distance watershed; the random forest lives in quality.py).
 
-    python benchmarks/scribble_cli.py [--device cpu] [--seeds 0 1 2] [--extra-train-args ...]
+    python benchmarks/scribble_cli.py [--device cpu] [--seeds 0 1 2] [--init starting] [--tta] [--extra-train-args ...]
 
 Results go to benchmarks/results/scribble_cli.json and a table on stdout.
 """
@@ -45,7 +45,7 @@ def run(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def one_seed(seed: int, device: str, extra: list[str], work: Path) -> dict:
+def one_seed(seed: int, device: str, extra: list[str], work: Path, predict_extra: list[str]) -> dict:
     """Annotate with the scribble protocol, train and predict through the CLI, score."""
     image = tifffile.imread(DATA / "img2d.tif")
     truth = tifffile.imread(DATA / "mask2d.tif")
@@ -73,7 +73,18 @@ def one_seed(seed: int, device: str, extra: list[str], work: Path) -> dict:
     )
     out = work / f"out{seed}"
     predict_s = run(
-        [*cli, "predict", str(model), str(work / "img2d.tif"), "--out", str(out), "--objects", "--device", device]
+        [
+            *cli,
+            "predict",
+            str(model),
+            str(work / "img2d.tif"),
+            "--out",
+            str(out),
+            "--objects",
+            "--device",
+            device,
+            *predict_extra,
+        ]
     )
     objects = tifffile.imread(out / "img2d_objects.tif")
     classes = tifffile.imread(out / "img2d_segmentation.tif")
@@ -95,8 +106,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="scribble_cli", help="name of the result file")
+    parser.add_argument("--init", help="train from this model ('starting': the shipped one) rather than a new one")
+    parser.add_argument("--tta", action="store_true", help="predict with test-time augmentation")
     parser.add_argument("--extra-train-args", nargs=argparse.REMAINDER, default=[])
     args = parser.parse_args()
+    train_args = [*(["--init", args.init] if args.init else []), *args.extra_train_args]
+    predict_args = ["--tta"] if args.tta else []
     if not DATA.is_dir():
         raise SystemExit(f"benchmark data not found at {DATA}")
     truth = tifffile.imread(DATA / "mask2d.tif")
@@ -107,13 +122,14 @@ def main() -> None:
         "foreground_iou": round(foreground_iou(truth, anchor), 4),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [one_seed(s, args.device, args.extra_train_args, Path(tmp)) for s in args.seeds]
+        rows = [one_seed(s, args.device, train_args, Path(tmp), predict_args) for s in args.seeds]
     summary = {
         "benchmark": "DSB2018 scribbles through the command line",
         "device": describe(select_device(args.device)),
         "cpu_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
-        "train_args": args.extra_train_args,
+        "train_args": train_args,
+        "predict_args": predict_args,
         "runs": rows,
         "mean_f1": round(float(np.mean([r["f1"] for r in rows])), 4),
         "min_f1": round(float(np.min([r["f1"] for r in rows])), 4),

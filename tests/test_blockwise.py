@@ -135,3 +135,11 @@ def test_the_result_is_that_of_the_model_when_asked_for(cells):
     after = segment_lazy(model, image, CPU, objects=False).probabilities.compute()
     np.testing.assert_allclose(after, segment(model, image, CPU, objects=False).probabilities, atol=1e-5)
     assert np.abs(after - first).max() > 1e-3
+
+
+def test_test_time_augmentation_block_by_block_equals_the_whole_image(starting, cells):
+    config = PredictConfig(device="cpu", test_time_augmentation=True)
+    image = cells[:200, :230]
+    reference = segment(starting, image, config, objects=False)
+    lazy = segment_lazy(starting, image, config, BlockConfig(block=96, overlap=0), objects=False)
+    np.testing.assert_allclose(lazy.probabilities.compute(), reference.probabilities, rtol=0, atol=1e-6)

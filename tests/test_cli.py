@@ -174,3 +174,11 @@ def test_console_script_runs_without_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+def test_predict_with_test_time_augmentation(files, model_file):
+    out = files / "averaged"
+    assert (
+        main(["predict", str(model_file), str(files / "cells.tif"), "--out", str(out), "--tta", "--device", "cpu"]) == 0
+    )
+    assert (out / "cells_segmentation.tif").is_file()

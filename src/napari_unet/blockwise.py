@@ -26,7 +26,7 @@ from .block_objects import block_margins, classes_block, object_ids_dtype, objec
 from .bundle import Model
 from .errors import InputError
 from .layout import Layout, infer_layout
-from .predict import PredictConfig, batch_predictor, job_size, object_config_for
+from .predict import PredictConfig, batch_predictor, job_size, object_config_for, with_test_time_augmentation
 from .progress import drain
 from .tiling import TileGeometry, block_context, predict_tiled
 
@@ -135,6 +135,8 @@ def _predict_block(block, model, config, ranges, halo_chunks, block_id=None):
     core = (planes.shape[-2] - top - bottom, planes.shape[-1] - left - right)
     tile, batch = job_size(model, device, config, core)
     predictor = batch_predictor(prepared_network(model, device), device, config.amp)
+    if config.test_time_augmentation:
+        predictor = with_test_time_augmentation(predictor)
     job = predict_tiled(predictor, planes, model.n_classes, geom, tile, batch, context=(top, bottom, left, right))
     return drain(job)
 

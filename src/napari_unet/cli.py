@@ -132,7 +132,9 @@ def run_predict(args: argparse.Namespace) -> int:
     select_device(args.device)
     model = resolve_model(args.model)
     images = expand_images(args.images)
-    config = PredictConfig(tile=args.tile, batch_size=args.batch_size, device=args.device)
+    config = PredictConfig(
+        tile=args.tile, batch_size=args.batch_size, device=args.device, test_time_augmentation=args.tta
+    )
     if wants_zarr(args, images):
         return predict_to_zarr(args, model, images, config)
     job = segment_files(
@@ -227,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tile", type=int, default=0, help="largest input tile side (default: from memory)")
     predict.add_argument("--batch-size", type=int, default=0, help="tiles per batch (default: from device)")
     predict.add_argument("--device", default="auto", choices=devices)
+    predict.add_argument(
+        "--tta", action="store_true", help="average the 8 rotations and flips of every tile (8x slower, smoother)"
+    )
     predict.add_argument("--channel-axis", type=int, default=None, help="channel axis of multichannel images")
     predict.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     predict.add_argument(

@@ -81,3 +81,14 @@ def test_a_plane_of_a_lazy_stack_is_read_alone(make_napari_viewer, qtbot, messag
     assert set(reads) == {3}
     assert viewer.layers["lazy objects"].data[3].max() > 0
     assert not [m for m in messages if m[0] == "error"]
+
+
+def test_segment_can_average_rotations_and_flips(make_napari_viewer, qtbot, messages):
+    viewer = make_napari_viewer()
+    image, _ = synthetic_nuclei(SyntheticConfig(shape=(96, 96)), seed=2)
+    viewer.add_image(image, name="cells")
+    _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    segment.averaged.setChecked(True)
+    wait_for(qtbot, segment.segment())
+    assert viewer.layers["cells objects"].data.max() > 0
+    assert not [m for m in messages if m[0] == "error"]
