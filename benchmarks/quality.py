@@ -7,7 +7,8 @@ anchors: a random forest on multiscale features (ilastik / napari-APOC) and Otsu
 
 Cases: dsb_scribbles, dsb_full_objects, isbi_scribbles, isbi_full, synthetic_touching (a few whole
 objects painted), synthetic_touching_full (fully annotated, as in the paper: where border weights
-matter), and the ablations (ablation_no_elastic, ablation_no_border, ablation_same_padding on the few-full-objects protocol).
+matter), and the ablations (ablation_no_elastic, ablation_no_border, ablation_same_padding on the
+few-full-objects protocol).
 Writes benchmarks/results/quality.json and quality.md.
 """
 
@@ -283,6 +284,8 @@ def markdown(results: dict) -> str:
     lines = [f"# Quality benchmark ({results['device']}, {results['date']})", ""]
     for case, rows in results["cases"].items():
         lines += [f"## {case}", ""]
+        if case in results.get("notes", {}):
+            lines += [f"> {results['notes'][case]}", ""]
         keys = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in ("method", "curve")]
         lines += ["| method | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
         for row in rows:
@@ -331,6 +334,8 @@ def main() -> None:
     if path.exists() and not args.fresh:  # cases run now replace theirs; the others are kept
         earlier = json.loads(path.read_text())
         results["cases"] = {**earlier.get("cases", {}), **results["cases"]}
+        # notes on how older rows were measured; a case run now drops its note
+        results["notes"] = {k: v for k, v in earlier.get("notes", {}).items() if k not in args.cases}
     path.write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / f"{args.out}.md").write_text(markdown(results))
     print(markdown(results))
