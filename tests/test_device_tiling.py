@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from napari_unet import PredictConfig, drain, predict_probabilities
 from napari_unet.device_tiling import fits_on_device
@@ -22,24 +21,6 @@ def test_same_result_as_the_host_path(tiny_model, shape, tile, batch):
     on_device = drain(predict_probabilities(tiny_model, image, resident), records.append)
     np.testing.assert_array_equal(on_device, drain(predict_probabilities(tiny_model, image, host)))
     assert records[-1].done == records[-1].total > 0
-
-
-def test_out_of_memory_on_the_device_path_retries_smaller(tiny_model, monkeypatch):
-    real_forward = tiny_model.net.forward
-
-    def forward(x):
-        if x.shape[0] > 1 or x.shape[-1] > 100:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_forward(x)
-
-    monkeypatch.setattr(tiny_model.net, "forward", forward)
-    image = np.random.default_rng(0).random((150, 150)).astype(np.float32)
-    records = []
-    config = PredictConfig(device="cpu", tile=300, batch_size=4, on_device=True)
-    probabilities = drain(predict_probabilities(tiny_model, image, config), records.append)
-    assert "GPU memory full" in next(r.message for r in records if r.message)
-    monkeypatch.setattr(tiny_model.net, "forward", real_forward)
-    np.testing.assert_allclose(probabilities, drain(predict_probabilities(tiny_model, image)), atol=1e-5)
 
 
 def test_only_images_that_fit_a_quarter_of_the_free_memory_stay_on_the_device():

@@ -82,7 +82,8 @@ def test_prediction_leaves_a_network_where_it_was(tiny_model):
     assert net.training
 
 
-def test_out_of_memory_retries_with_smaller_batches_and_tiles(tiny_model, monkeypatch):
+@pytest.mark.parametrize("on_device", [False, True])  # tiles cut on the host, or on the device
+def test_out_of_memory_retries_with_smaller_batches_and_tiles(tiny_model, monkeypatch, on_device):
     """Simulated GPU memory exhaustion: a batch above one tile or a tile above 100 px fails."""
     import torch
 
@@ -96,7 +97,8 @@ def test_out_of_memory_retries_with_smaller_batches_and_tiles(tiny_model, monkey
     monkeypatch.setattr(tiny_model.net, "forward", forward)
     records = []
     image = np.random.default_rng(0).random((150, 150))
-    probs = drain(predict_probabilities(tiny_model, image, PredictConfig(tile=300, batch_size=4)), records.append)
+    config = PredictConfig(tile=300, batch_size=4, on_device=on_device)
+    probs = drain(predict_probabilities(tiny_model, image, config), records.append)
     messages = [r.message for r in records if r.message]
     assert len(messages) >= 3 and "GPU memory full" in messages[0]
     monkeypatch.setattr(tiny_model.net, "forward", real_forward)

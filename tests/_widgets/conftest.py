@@ -55,3 +55,15 @@ def plugin(make_napari_viewer, cells):
 def wait_for(qtbot, job, timeout=120_000):
     """Wait until a background job has finished."""
     qtbot.waitUntil(lambda: not job.running, timeout=timeout)
+
+
+def train_in_background(widgets, cells, qtbot, budget=5000):
+    """Paint scribbles, start a long training run and wait for its first steps; returns the job."""
+    widgets["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
+    train = widgets["Train"]
+    train.settings.budget_value.setValue(budget)
+    steps = []
+    job = train.start()
+    job.worker.yielded.connect(lambda record: steps.append(record))
+    qtbot.waitUntil(lambda: len(steps) >= 3, timeout=60_000)
+    return job

@@ -5,20 +5,14 @@ from __future__ import annotations
 from napari_unet import load_model
 from napari_unet._widgets._autosave import AUTOSAVE_ENV
 
-from .conftest import scribbles_for, wait_for
+from .conftest import train_in_background, wait_for
 
 
 def test_closing_napari_mid_training_stops_and_saves_the_model(plugin, cells, qtbot, messages, tmp_path, monkeypatch):
     monkeypatch.setenv(AUTOSAVE_ENV, str(tmp_path / "autosave"))
     viewer, w = plugin
-    w["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
-    train = w["Train"]
-    train.settings.budget_value.setValue(5000)
-    steps = []
-    job = train.start()
-    job.worker.yielded.connect(lambda r: steps.append(r))
-    qtbot.waitUntil(lambda: len(steps) >= 3, timeout=60_000)
-    session = train.session
+    job = train_in_background(w, cells, qtbot)
+    session = w["Train"].session
     viewer.close()
     wait_for(qtbot, job, timeout=30_000)
     model = session.model

@@ -6,7 +6,7 @@ import torch
 
 from napari_unet import new_model, save_model
 
-from .conftest import scribbles_for, wait_for
+from .conftest import scribbles_for, train_in_background, wait_for
 
 
 def _texts(messages, kind=None):
@@ -48,13 +48,8 @@ def test_no_image_or_annotation_chosen(make_napari_viewer, messages):
 
 def test_image_deleted_during_training(plugin, cells, qtbot, messages):
     viewer, w = plugin
-    w["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
     train = w["Train"]
-    train.settings.budget_value.setValue(5000)
-    steps = []
-    job = train.start()
-    job.worker.yielded.connect(lambda r: steps.append(r))
-    qtbot.waitUntil(lambda: len(steps) >= 3, timeout=60_000)
+    job = train_in_background(w, cells, qtbot)
     viewer.layers.remove("cells")
     wait_for(qtbot, job)
     assert "was removed" in _texts(messages, "warning")
