@@ -47,7 +47,12 @@ def train_unet(images, annotations, args, steps: int, preset: str | None = None,
     padding = overrides.pop("padding", "valid")
     n_classes = max(int(a.max()) for a in annotations)
     names = ["object"] + [f"class{v}" for v in range(3, n_classes + 1)]
-    model = nu.new_model(preset or args.preset, names, seed=args.seed, padding=padding)
+    if getattr(args, "init", None) == "starting" and n_classes == 2 and padding == "valid":
+        from napari_unet.starting import load_starting_model
+
+        model = load_starting_model()  # fine-tuned at the gentle default rate for trained models
+    else:
+        model = nu.new_model(preset or args.preset, names, seed=args.seed, padding=padding)
     base = nu.TrainConfig(steps=steps, seed=args.seed, device=args.device)
     if args.patch_size:
         base = replace(base, patch_size=args.patch_size)
@@ -58,6 +63,7 @@ def train_unet(images, annotations, args, steps: int, preset: str | None = None,
         "train_seconds": round(time.perf_counter() - start, 1),
         "steps": steps,
         "preset": preset or args.preset,
+        "init": getattr(args, "init", None) or "new",
         "labelled_fraction": round(float(np.mean([(a > 0).mean() for a in annotations])), 5),
     }
     return model, info
@@ -326,6 +332,7 @@ def main() -> None:
     parser.add_argument("--steps-full", type=int, default=1500, help="steps for the fully labelled ISBI case")
     parser.add_argument("--out", default="quality", help="name of the result files")
     parser.add_argument("--fresh", action="store_true", help="drop the results of cases not run now")
+    parser.add_argument("--init", choices=["new", "starting"], default="new", help="train new models or fine-tune")
     args = parser.parse_args()
     if not datasets.available():
         raise SystemExit(f"benchmark data not found in {datasets.DATA}")
