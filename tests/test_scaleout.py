@@ -54,11 +54,20 @@ def test_a_tiff_goes_to_zarr_on_request(tmp_path, cells):
     assert (tmp_path / "out" / "cells_segmentation.zarr").is_dir()
 
 
-def test_an_unreachable_scheduler_is_one_line(tmp_path, zarr_image, capsys):
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--scheduler", "tcp://127.0.0.1:9"], "could not reach the dask scheduler"),
+        (["--workers", "-2"], "--workers must be 0"),
+        (["--block", "8"], "blocks must be at least 64"),
+    ],
+)
+def test_bad_cluster_and_block_settings_are_one_line(tmp_path, zarr_image, capsys, extra, message):
     args = ["predict", "starting", str(zarr_image), "--out", str(tmp_path / "out"), "--device", "cpu"]
-    assert main([*args, "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert main([*args, *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("napari-unet: error: could not reach the dask scheduler")
+    assert err[-1].startswith(f"napari-unet: error: {message}")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

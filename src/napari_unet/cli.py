@@ -160,6 +160,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def predict_to_zarr(args: argparse.Namespace, model, images: list[Path], config: PredictConfig) -> int:
     """``napari-unet predict`` block by block into zarr, here or on a dask cluster."""
+    if args.workers < 0:
+        raise InputError(f"--workers must be 0 (no cluster) or more, not {args.workers}")
     blocks = BlockConfig(block=args.block, overlap=args.overlap)
     with dask_client(args.scheduler, args.workers) as client:
         where = "here" if client is None else f"on the dask cluster at {client.scheduler.address}"
