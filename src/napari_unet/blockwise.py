@@ -43,7 +43,7 @@ class BlockConfig:
     overlap : int
         Pixels of context around each block when finding objects: an object that crosses a block border
         and spans less than this comes out exactly as in a whole-image prediction. Larger objects are
-        cut at the border (and counted in a warning).
+        cut at the border.
     """
 
     block: int = 2048
@@ -92,7 +92,7 @@ def dask_planes(image, layout: Layout) -> da.Array:
         array = array[..., None, :, :]
     else:
         array = da.moveaxis(array, layout.channel_axis, -3)
-    array = array.reshape(-1, *array.shape[-3:]) if array.ndim != 4 else array
+    array = array.reshape(-1, *array.shape[-3:])  # leading plane axes into one
     if layout.rgb_to_grey:
         array = array[:, :3].astype(np.float32).mean(axis=1, keepdims=True)
     return array
@@ -126,7 +126,7 @@ def _depth(chunks: tuple[int, ...], depth):
 
 def _predict_block(block, model, config, ranges, halo_chunks, block_id=None):
     """Probabilities (1, K, h, w) of one block given with its halo of neighbouring pixels."""
-    _, iy, ix = block_id[0], block_id[2], block_id[3]
+    iy, ix = block_id[2], block_id[3]
     geom = TileGeometry(model.config.depth, model.config.padding)
     top, bottom = block_margins(iy, halo_chunks[0], *block_context(geom))
     left, right = block_margins(ix, halo_chunks[1], *block_context(geom))

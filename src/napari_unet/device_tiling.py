@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .tiling import TileGeometry, TileProgress, center_crop_array, mirror_pad, plan_axis
+from .tiling import TileGeometry, TileProgress, center_crop_array, mirror_pad, plan_axis, stitch, tile_jobs
 
 #: A batch of input tiles (B, C, h, w) on the device -> outputs (B, K, h_out, w_out) there.
 TensorPredictor = Callable[[torch.Tensor], torch.Tensor]
@@ -56,7 +56,7 @@ def predict_tiled_on_device(
     n_planes, _, height, width = planes.shape
     plan_y, plan_x = plan_axis(height, tile, geom), plan_axis(width, tile, geom)
     out = torch.empty((n_planes, n_outputs, height, width), dtype=torch.float32, device=planes.device)
-    jobs = [(p, oy, ox) for p in range(n_planes) for oy in plan_y.offsets for ox in plan_x.offsets]
+    jobs = list(tile_jobs(n_planes, plan_y, plan_x))
     yield TileProgress(0, len(jobs))
     padded, padded_plane = None, -1
     for start in range(0, len(jobs), batch_size):
@@ -68,9 +68,7 @@ def predict_tiled_on_device(
                 padded, padded_plane = _mirror_on_device(planes[p], before, after), p
             tiles.append(padded[:, oy : oy + plan_y.tile, ox : ox + plan_x.tile])
         result = center_crop_array(predict_batch(torch.stack(tiles)), plan_y.out, plan_x.out)
-        for (p, oy, ox), tile_out in zip(batch_jobs, result, strict=True):
-            h, w = min(plan_y.out, height - oy), min(plan_x.out, width - ox)
-            out[p, :, oy : oy + h, ox : ox + w] = tile_out[:, :h, :w]
+        stitch(out, batch_jobs, result, plan_y, plan_x)
         yield TileProgress(start + len(batch_jobs), len(jobs))
     return out
 

@@ -110,12 +110,20 @@ def center_crop_array(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return array[..., top : top + height, left : left + width]
 
 
-def _tile_jobs(n_planes: int, plan_y: AxisPlan, plan_x: AxisPlan) -> Iterator[tuple[int, int, int]]:
+def tile_jobs(n_planes: int, plan_y: AxisPlan, plan_x: AxisPlan) -> Iterator[tuple[int, int, int]]:
     """(plane, y offset, x offset) of every tile, plane by plane, row by row."""
     for p in range(n_planes):
         for oy in plan_y.offsets:
             for ox in plan_x.offsets:
                 yield p, oy, ox
+
+
+def stitch(out, jobs: list[tuple[int, int, int]], results, plan_y: AxisPlan, plan_x: AxisPlan) -> None:
+    """Write a batch of tile outputs (numpy or torch) into ``out`` (P, K, H, W), cut where the image ends."""
+    height, width = out.shape[-2:]
+    for (p, oy, ox), tile_out in zip(jobs, results, strict=True):
+        h, w = min(plan_y.out, height - oy), min(plan_x.out, width - ox)
+        out[p, :, oy : oy + h, ox : ox + w] = tile_out[:, :h, :w]
 
 
 def predict_tiled(
@@ -166,7 +174,7 @@ def predict_tiled(
         out = np.empty((n_planes, n_outputs, height, width), dtype=np.float32)
     total = n_planes * len(plan_y.offsets) * len(plan_x.offsets)
     padded: dict[int, np.ndarray] = {}
-    jobs = _tile_jobs(n_planes, plan_y, plan_x)
+    jobs = tile_jobs(n_planes, plan_y, plan_x)
     done = 0
     yield TileProgress(0, total)
     while done < total:
@@ -179,9 +187,7 @@ def predict_tiled(
             )
         batch = np.stack([padded[p][:, oy : oy + plan_y.tile, ox : ox + plan_x.tile] for p, oy, ox in batch_jobs])
         result = center_crop_array(predict_batch(batch), plan_y.out, plan_x.out)
-        for (p, oy, ox), tile_out in zip(batch_jobs, result, strict=True):
-            h, w = min(plan_y.out, height - oy), min(plan_x.out, width - ox)
-            out[p, :, oy : oy + h, ox : ox + w] = tile_out[:, :h, :w]
+        stitch(out, batch_jobs, result, plan_y, plan_x)
         last_plane = batch_jobs[-1][0]
         for p in [p for p in padded if p != last_plane]:
             del padded[p]
