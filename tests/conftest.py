@@ -50,3 +50,24 @@ def gpu_nearly_full():
     finally:
         del hog
         torch.cuda.empty_cache()
+
+
+def tissue_probabilities(shape: tuple[int, int], n_cells: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Voronoi cells packed in a plane and (2, H, W) probabilities of a network that sees their membranes.
+
+    The membrane (background) probability is high on the cell borders, blurred, noisy and with gaps:
+    where the connected confident pixels of neighbouring cells run into each other.
+    """
+    from scipy import ndimage
+    from skimage.segmentation import find_boundaries
+
+    rng = np.random.default_rng(seed)
+    centres = np.zeros(shape, bool)
+    centres[tuple(rng.integers(0, s, n_cells) for s in shape)] = True
+    _, (iy, ix) = ndimage.distance_transform_edt(~centres, return_indices=True)
+    cells = ndimage.label(centres)[0][iy, ix]
+    membrane = find_boundaries(cells).astype(np.float32)
+    membrane[ndimage.binary_dilation(rng.random(shape) < 0.002, iterations=3)] *= 0.3
+    background = ndimage.gaussian_filter(membrane, 1.5) * 3 + rng.normal(0, 0.05, shape)
+    background = np.clip(background, 0, 1).astype(np.float32)
+    return cells, np.stack([background, 1 - background])

@@ -10,9 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from napari_unet import BlockConfig, InputError, PredictConfig, new_model, segment, segment_lazy
-from napari_unet.blockwise import block_chunks
+from napari_unet.blockwise import block_chunks, lazy_objects
+from napari_unet.objects import ObjectConfig, classes_to_objects, probabilities_to_classes
 from napari_unet.starting import load_starting_model
 from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+
+from .conftest import tissue_probabilities
 
 CPU = PredictConfig(device="cpu")
 
@@ -143,3 +146,30 @@ def test_test_time_augmentation_block_by_block_equals_the_whole_image(starting, 
     reference = segment(starting, image, config, objects=False)
     lazy = segment_lazy(starting, image, config, BlockConfig(block=96, overlap=0), objects=False)
     np.testing.assert_allclose(lazy.probabilities.compute(), reference.probabilities, rtol=0, atol=1e-6)
+
+
+def majority_agreement(reference: np.ndarray, other: np.ndarray) -> float:
+    """Fraction of pixels whose id in ``other`` is the one most of their ``reference`` object has."""
+    pairs, counts = np.unique(np.stack([reference.ravel(), other.ravel()]), axis=1, return_counts=True)
+    best = {}
+    for (a, _), n in zip(pairs.T, counts, strict=True):
+        best[a] = max(best.get(a, 0), n)
+    return sum(best.values()) / reference.size
+
+
+def test_packed_cells_block_by_block():
+    cells, probabilities = tissue_probabilities((300, 420), 120, seed=2)
+    lazy_probabilities = da.from_array(probabilities[None], chunks=(1, 2, 100, 170))
+    classes = probabilities_to_classes(probabilities)
+    for shape in ("connected", "packed"):
+        config = ObjectConfig.for_shape(shape, threshold=0.9)
+        reference = classes_to_objects(classes, config, probabilities)
+        lazy = lazy_objects(lazy_probabilities, config, overlap=64)
+        objects = lazy.compute()[0]
+        assert crossing_objects(objects, lazy.chunks[1:]) >= 20
+        if shape == "connected":
+            assert same_partition(objects, reference)
+        else:  # the same cells; pixels on a membrane may go to the other cell (ties of the watershed)
+            assert (objects > 0).all()
+            assert len(np.unique(objects)) == len(np.unique(reference)) >= 0.95 * len(np.unique(cells))
+            assert majority_agreement(reference, objects) > 0.995

@@ -182,3 +182,32 @@ def test_predict_with_test_time_augmentation(files, model_file):
         main(["predict", str(model_file), str(files / "cells.tif"), "--out", str(out), "--tta", "--device", "cpu"]) == 0
     )
     assert (out / "cells_segmentation.tif").is_file()
+
+
+@pytest.mark.parametrize("fmt", ["tif", "zarr"])
+def test_packed_cells_fill_the_objects_image(tmp_path, fmt):
+    from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+
+    image = synthetic_nuclei(SyntheticConfig(shape=(200, 200)), seed=1)[0]
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    written = {}
+    for shape in ("round", "packed"):
+        out = tmp_path / shape
+        args = ["predict", "starting", str(tmp_path / "cells.tif"), "--out", str(out), "--objects"]
+        assert main([*args, "--object-shape", shape, "--format", fmt, "--device", "cpu"]) == 0
+        path = out / f"cells_objects.{fmt}"
+        if fmt == "tif":
+            written[shape] = tifffile.imread(path)
+        else:
+            import zarr
+
+            written[shape] = zarr.open_array(str(path))[:]
+    assert (written["packed"] > 0).all() and not (written["round"] > 0).all()
+
+
+def test_an_unknown_object_shape_is_one_line(files, model_file, capsys):
+    args = ["predict", str(model_file), str(files / "cells.tif"), "--out", str(files / "o"), "--object-shape", "cube"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'cube'" in capsys.readouterr().err

@@ -1,6 +1,16 @@
 import numpy as np
+import pytest
 
-from napari_unet.objects import ObjectConfig, classes_to_objects, probabilities_to_classes, remove_small
+from napari_unet import InputError
+from napari_unet.objects import (
+    OBJECT_SHAPES,
+    ObjectConfig,
+    classes_to_objects,
+    probabilities_to_classes,
+    remove_small,
+)
+
+from .conftest import tissue_probabilities
 
 
 def _touching_discs():
@@ -81,3 +91,58 @@ def test_per_component_splitting_matches_the_whole_image_watershed():
         assert count == n and labels.max() == count
         assert ((labels > 0) == mask).all()
         assert adapted_rand_error(whole, labels)[0] < 0.01
+
+
+def _cells_with_a_gap():
+    """Two cells side by side; the membrane between them has a gap where the network is unsure."""
+    background = np.full((40, 80), 0.02, np.float32)
+    background[:, 38:42] = 0.99
+    background[18:22, 38:42] = 0.45  # the gap: the argmax joins the two cells through it
+    background[:, :2] = background[:, -2:] = background[:2] = background[-2:] = 0.99  # the outer border
+    return np.stack([background, 1 - background])
+
+
+def test_packed_cells_fill_the_plane_and_a_gap_in_a_membrane_does_not_merge_them():
+    probabilities = _cells_with_a_gap()
+    classes = probabilities_to_classes(probabilities)
+    connected = classes_to_objects(classes, ObjectConfig.for_shape("connected", threshold=0.5), probabilities)
+    assert connected.max() == 1  # the argmax merges the cells through the gap
+    packed = classes_to_objects(classes, ObjectConfig.for_shape("packed", threshold=0.9), probabilities)
+    assert packed.max() == 2 and (packed > 0).all()  # every pixel in a cell, the two cells apart
+    left, right = packed[:, :38], packed[:, 42:]  # either side of the membrane (on it: either cell)
+    assert (left == left[20, 20]).all() and (right == right[20, 20]).all() and left[20, 20] != right[20, 20]
+
+
+def test_packed_cells_follow_the_predicted_membranes():
+    cells, probabilities = tissue_probabilities((200, 240), 40, seed=0)
+    classes = probabilities_to_classes(probabilities)
+    packed = classes_to_objects(classes, ObjectConfig.for_shape("packed", threshold=0.9), probabilities)
+    connected = classes_to_objects(classes, ObjectConfig.for_shape("connected", threshold=0.5), probabilities)
+    assert (packed > 0).all()
+
+    def matched(objects):  # cells whose majority object covers most of them and no other cell
+        owner = {}
+        for cell in np.unique(cells):
+            ids, counts = np.unique(objects[cells == cell], return_counts=True)
+            owner[cell] = ids[np.argmax(counts)] if counts.max() > 0.8 * counts.sum() else 0
+        taken = [o for o in owner.values() if o]
+        return sum(1 for o in owner.values() if o and taken.count(o) == 1)
+
+    assert matched(packed) >= 38  # of 40
+    assert matched(connected) < matched(packed)  # the gaps merge cells without filling
+
+
+def test_fill_without_probabilities_grows_into_the_background_class():
+    classes = np.zeros((30, 60), np.uint8)
+    classes[10:20, 5:15] = classes[10:20, 40:50] = 2
+    objects = classes_to_objects(classes, ObjectConfig.for_shape("packed"))
+    assert objects.max() == 2 and (objects > 0).all()
+
+
+def test_object_shapes_by_name():
+    for name in OBJECT_SHAPES:
+        assert ObjectConfig.for_shape(name).shape == name
+    assert ObjectConfig.for_shape("packed", threshold=0.8).threshold == 0.8
+    assert ObjectConfig(split=True, fill=True).shape is None
+    with pytest.raises(InputError, match="round, packed, connected"):
+        ObjectConfig.for_shape("square")

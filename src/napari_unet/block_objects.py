@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .objects import ObjectConfig, context_box, split_component, split_margin
+from .objects import ObjectConfig, context_box, fill_plane, split_component, split_margin
 
 
 def block_starts(chunks: tuple[int, ...]) -> list[int]:
@@ -37,6 +37,8 @@ def classes_block(probabilities: np.ndarray, threshold: float | None = None) -> 
 
 def objects_block(
     confident: np.ndarray,
+    background: np.ndarray | None = None,
+    *,
     config: ObjectConfig,
     overlap: int,
     grid: tuple[tuple[int, ...], ...],
@@ -44,7 +46,12 @@ def objects_block(
     ids_dtype: np.dtype,
     block_id: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
-    """Object ids of one block's core, from its confident classes with ``overlap`` pixels of context."""
+    """Object ids of one block's core, from its confident classes with ``overlap`` pixels of context.
+
+    With ``config.fill``, ``background`` (the background probability over the same context) is what the
+    objects grow along; every object of the context competes for the core's pixels, so a pixel goes to
+    the same object as in memory unless the object that wins it there lies beyond the overlap.
+    """
     plane, iy, ix = block_id
     (top, _), (left, _) = block_margins(iy, grid[1], overlap), block_margins(ix, grid[2], overlap)
     y0, x0 = block_starts(grid[1])[iy], block_starts(grid[2])[ix]
@@ -52,10 +59,20 @@ def objects_block(
     context = confident[0]
     core = (slice(top, top + height), slice(left, left + width))
     origin = (y0 - top, x0 - left)
-    out = np.zeros((1, height, width), dtype=ids_dtype)
-    for value in np.unique(context[core][context[core] > 0]):
-        out[0] |= class_objects(context == value, core, origin, config, image_shape, plane).astype(ids_dtype)
-    return out
+    seeds = (slice(None), slice(None)) if config.fill else core  # filling needs the neighbours' objects too
+    ids = np.zeros(context.shape, dtype=np.uint64)
+    for value in np.unique(context[seeds][context[seeds] > 0]):
+        ids[seeds] |= class_objects(context == value, seeds, origin, config, image_shape, plane)
+    if config.fill:
+        ids = fill_ids(ids, background[0])
+    return ids[core].astype(ids_dtype)[None]
+
+
+def fill_ids(ids: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """:func:`napari_unet.objects.fill_plane` for arbitrary (uint64) ids."""
+    lookup = np.union1d([0], ids)  # sorted, 0 first: compact markers for the watershed
+    markers = np.searchsorted(lookup, ids).astype(np.int32)
+    return lookup[fill_plane(markers, background)]
 
 
 def class_objects(

@@ -26,6 +26,7 @@ from .block_objects import block_margins, classes_block, object_ids_dtype, objec
 from .bundle import Model
 from .errors import InputError
 from .layout import Layout, infer_layout
+from .objects import ObjectConfig
 from .predict import PredictConfig, batch_predictor, job_size, object_config_for, with_test_time_augmentation
 from .progress import drain
 from .tiling import TileGeometry, block_context, predict_tiled
@@ -141,6 +142,36 @@ def _predict_block(block, model, config, ranges, halo_chunks, block_id=None):
     return drain(job)
 
 
+def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) -> da.Array:
+    """Object ids of (P, K, H, W) block-wise probabilities, each block with ``overlap`` pixels of context.
+
+    Every object is found whole in each block it touches (if it spans less than ``overlap``) and takes
+    the id of its first pixel in the whole image, so that the blocks agree without a global pass.
+    """
+    n_planes, _, height, width = probabilities.shape
+    _, _, chunks_y, chunks_x = probabilities.chunks
+    confident = probabilities.map_blocks(classes_block, config.threshold, drop_axis=1, dtype=np.uint8)
+    background = [probabilities[:, 0]] if config.fill else []  # what objects grow along
+    dtype = object_ids_dtype(n_planes * height * width)
+    return da.map_overlap(
+        objects_block,
+        confident,
+        *background,
+        depth={0: 0, 1: _depth(chunks_y, overlap), 2: _depth(chunks_x, overlap)},
+        boundary="none",
+        trim=False,
+        allow_rechunk=False,
+        dtype=dtype,
+        chunks=confident.chunks,
+        meta=np.empty((0, 0, 0), dtype=dtype),
+        config=config,
+        overlap=overlap,
+        grid=confident.chunks,
+        image_shape=(height, width),
+        ids_dtype=dtype,
+    )
+
+
 def lazy_planes(model: Model, image, channel_axis: int | None) -> tuple[Layout, da.Array]:
     """Layout and (P, C, H, W) planes of an image given as a numpy, zarr or dask array."""
     layout = infer_layout(tuple(image.shape), model.in_channels, channel_axis)
@@ -176,8 +207,9 @@ def segment_lazy(
     -----
     Classes and probabilities equal those of :func:`napari_unet.predict.segment` (both normalise with
     the percentiles of the same regular sample), and so do the objects up to their ids, for objects
-    that span less than the overlap. Compute everything
-    that is wanted in one ``dask.compute`` or ``dask.array.store`` call: the network runs once per block.
+    that span less than the overlap; packed cells (``ObjectConfig.fill``) grow within each block and its
+    overlap, so a pixel on a membrane may go to the neighbouring cell. Compute everything that is
+    wanted in one ``dask.compute`` or ``dask.array.store`` call: the network runs once per block.
     """
     model = copy.deepcopy(model)  # a snapshot: the result is that of the model as it is now, whenever computed
     model.net.to("cpu")
@@ -207,25 +239,7 @@ def segment_lazy(
     classes = probabilities.map_blocks(classes_block, drop_axis=1, dtype=np.uint8)
     instances = None
     if objects:
-        object_config = object_config_for(model, config.objects)
-        confident = probabilities.map_blocks(classes_block, object_config.threshold, drop_axis=1, dtype=np.uint8)
-        dtype = object_ids_dtype(n_planes * height * width)
-        instances = da.map_overlap(
-            objects_block,
-            confident,
-            depth={0: 0, 1: _depth(chunks_y, blocks.overlap), 2: _depth(chunks_x, blocks.overlap)},
-            boundary="none",
-            trim=False,
-            allow_rechunk=False,
-            dtype=dtype,
-            chunks=confident.chunks,
-            meta=np.empty((0, 0, 0), dtype=dtype),
-            config=object_config,
-            overlap=blocks.overlap,
-            grid=confident.chunks,
-            image_shape=(height, width),
-            ids_dtype=dtype,
-        )
+        instances = lazy_objects(probabilities, object_config_for(model, config.objects), blocks.overlap)
     spatial = layout.spatial_shape
 
     def restore(array: da.Array) -> da.Array:

@@ -23,6 +23,7 @@ from .errors import InputError, NapariUNetError
 from .io import read_image, save_model
 from .lazy_io import is_zarr
 from .model import PRESETS, preset_for_device
+from .objects import OBJECT_SHAPES, ObjectConfig
 from .predict import PredictConfig
 from .scaleout import dask_client, segment_to_zarr
 from .starting import resolve_model
@@ -133,7 +134,11 @@ def run_predict(args: argparse.Namespace) -> int:
     model = resolve_model(args.model)
     images = expand_images(args.images)
     config = PredictConfig(
-        tile=args.tile, batch_size=args.batch_size, device=args.device, test_time_augmentation=args.tta
+        tile=args.tile,
+        batch_size=args.batch_size,
+        device=args.device,
+        test_time_augmentation=args.tta,
+        objects=ObjectConfig.for_shape(args.object_shape),
     )
     if wants_zarr(args, images):
         return predict_to_zarr(args, model, images, config)
@@ -227,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", help="image files or folders")
     predict.add_argument("--out", required=True, help="output folder")
     predict.add_argument("--objects", action="store_true", help="also write one id per object")
+    predict.add_argument(
+        "--object-shape",
+        default="round",
+        choices=list(OBJECT_SHAPES),
+        help="; ".join(f"{name}: {description}" for name, (description, _) in OBJECT_SHAPES.items()),
+    )
     predict.add_argument("--probabilities", action="store_true", help="also write class probabilities")
     predict.add_argument("--tile", type=int, default=0, help="largest input tile side (default: from memory)")
     predict.add_argument("--batch-size", type=int, default=0, help="tiles per batch (default: from device)")

@@ -9,6 +9,7 @@ from napari.layers import Image, Labels
 from qtpy.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
 from ..layout import crop, infer_layout
+from ..objects import OBJECT_SHAPES, ObjectConfig
 from ..predict import PredictConfig, Segmentation, iter_segment
 from ..starting import load_starting_model, starting_model_path
 from ..tiling import TileProgress
@@ -54,6 +55,15 @@ class SegmentWidget(PluginWidget):
         self.objects = QCheckBox("objects (one id each)")
         self.objects.setChecked(True)
         self.layout().addWidget(self.objects)
+        self.object_shape = QComboBox()
+        for name, (description, _) in OBJECT_SHAPES.items():
+            self.object_shape.addItem(description, name)
+        self.object_shape.setToolTip(
+            "round: touching objects are split where they narrow; packed: every pixel goes to a cell, "
+            "the cells meet on the boundaries the model predicts (train with the membranes as background)"
+        )
+        self.objects.toggled.connect(self.object_shape.setEnabled)
+        self.add_row("object shape", self.object_shape)
         self.uncertain = QCheckBox("uncertainty map (where to paint next)")
         self.layout().addWidget(self.uncertain)
         self.averaged = QCheckBox("average 8 rotations and flips (8x slower)")
@@ -115,7 +125,11 @@ class SegmentWidget(PluginWidget):
             index = plane_index(self.viewer, image, len(shape))
             layout = infer_layout(pixels.shape, model.in_channels, axis)
             target, target_axis = crop(pixels, layout, index, (slice(None), slice(None)))
-        config = PredictConfig(tile=self.tile.value(), test_time_augmentation=self.averaged.isChecked())
+        config = PredictConfig(
+            tile=self.tile.value(),
+            test_time_augmentation=self.averaged.isChecked(),
+            objects=ObjectConfig.for_shape(self.object_shape.currentData()),
+        )
         objects = self.objects.isChecked()
         context = {"image": image, "shape": shape, "index": index}
         self.job = BackgroundJob(
