@@ -7,13 +7,13 @@ import pytest
 import tifffile
 import zarr
 
-from napari_unet import BlockConfig, PredictConfig, segment
+from napari_unet import BlockConfig, ObjectConfig, PredictConfig, segment, segment_lazy
 from napari_unet.cli import main
 from napari_unet.scaleout import dask_client, segment_to_zarr
 from napari_unet.starting import load_starting_model
 from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
 
-from .test_blockwise import same_partition
+from .test_blockwise import crossing_objects, same_partition
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +103,16 @@ def test_napari_shows_the_lazy_result(make_napari_viewer, cells):
     assert isinstance(layer.data, da.Array)
     shot = viewer.screenshot(canvas_only=True, flash=False)
     assert shot[..., :3].std() > 0  # the objects were computed and drawn
+
+
+def test_objects_larger_than_the_overlap_come_out_whole(tmp_path, zarr_image, cells):
+    args = ["predict", "starting", str(zarr_image), "--out", str(tmp_path / "out"), "--objects"]
+    extra = ["--block", "128", "--overlap", "4", "--object-shape", "connected", "--device", "cpu"]
+    assert main([*args, *extra]) == 0  # nuclei of 10-30 pixels, 4 pixels of overlap
+    config = PredictConfig(device="cpu", objects=ObjectConfig.for_shape("connected"))
+    reference = segment(load_starting_model(), cells, config)
+    objects = zarr.open_array(str(tmp_path / "out" / "cells_objects.zarr"))[:]
+    assert crossing_objects(objects, ((128, 132), (128, 202))) >= 3
+    assert same_partition(objects, reference.objects)
+    cut = segment_lazy(load_starting_model(), cells, config, BlockConfig(block=128, overlap=4)).objects.compute()
+    assert not same_partition(cut, reference.objects)  # before the merge, they were cut

@@ -44,28 +44,103 @@ def objects_block(
     grid: tuple[tuple[int, ...], ...],
     image_shape: tuple[int, int],
     ids_dtype: np.dtype,
+    rim: int = 0,
     block_id: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
     """Object ids of one block's core, from its confident classes with ``overlap`` pixels of context.
 
     With ``config.fill``, ``background`` (the background probability over the same context) is what the
     objects grow along; every object of the context competes for the core's pixels, so a pixel goes to
-    the same object as in memory unless the object that wins it there lies beyond the overlap.
+    the same object as in memory unless the object that wins it there lies beyond the overlap. With
+    ``rim``, the result also covers that many pixels of each neighbouring block (this block's view of
+    them: where it disagrees with the neighbour's own, an object was cut; see :func:`disagreements`).
     """
     plane, iy, ix = block_id
-    (top, _), (left, _) = block_margins(iy, grid[1], overlap), block_margins(ix, grid[2], overlap)
+    (top, bottom), (left, right) = block_margins(iy, grid[1], overlap), block_margins(ix, grid[2], overlap)
     y0, x0 = block_starts(grid[1])[iy], block_starts(grid[2])[ix]
     height, width = grid[1][iy], grid[2][ix]
     context = confident[0]
-    core = (slice(top, top + height), slice(left, left + width))
+    (r_top, r_bottom), (r_left, r_right) = (min(rim, top), min(rim, bottom)), (min(rim, left), min(rim, right))
+    region = (slice(top - r_top, top + height + r_bottom), slice(left - r_left, left + width + r_right))
     origin = (y0 - top, x0 - left)
-    seeds = (slice(None), slice(None)) if config.fill else core  # filling needs the neighbours' objects too
+    seeds = (slice(None), slice(None)) if config.fill else region  # filling needs the neighbours' objects too
     ids = np.zeros(context.shape, dtype=np.uint64)
     for value in np.unique(context[seeds][context[seeds] > 0]):
         ids[seeds] |= class_objects(context == value, seeds, origin, config, image_shape, plane)
     if config.fill:
         ids = fill_ids(ids, background[0])
-    return ids[core].astype(ids_dtype)[None]
+    return ids[region].astype(ids_dtype)[None]
+
+
+def rim_sizes(index: int, chunks: tuple[int, ...], rim: int) -> tuple[int, int]:
+    """Pixels of the neighbouring blocks before and after a block that :func:`objects_block` adds."""
+    return block_margins(index, chunks, rim)
+
+
+def trim_rim(block: np.ndarray, rim: int, grid: tuple[tuple[int, ...], ...], block_id=None) -> np.ndarray:
+    """The core of an :func:`objects_block` result computed with ``rim``."""
+    _, iy, ix = block_id
+    (top, bottom), (left, right) = rim_sizes(iy, grid[1], rim), rim_sizes(ix, grid[2], rim)
+    return block[:, top : block.shape[1] - bottom, left : block.shape[2] - right]
+
+
+def disagreements(own_view: np.ndarray, their_view: np.ndarray, confident: np.ndarray) -> np.ndarray:
+    """Pairs of ids two neighbouring blocks give the same confident pixels: pieces of one cut object.
+
+    ``own_view`` is a block's :func:`objects_block` result with a rim of its neighbours' pixels;
+    ``their_view`` the neighbours' own ids over the same pixels, ``confident`` the confident classes
+    there. An object within the overlap has the same id in every block; one that is larger is seen
+    truncated, and the blocks name (or split) it differently along their border.
+
+    Returns
+    -------
+    numpy.ndarray of uint64
+        (n, 2) distinct pairs of ids to be merged.
+    """
+    differ = (confident > 0) & (own_view > 0) & (their_view > 0) & (own_view != their_view)
+    if not differ.any():
+        return np.zeros((0, 2), dtype=np.uint64)
+    pairs = np.stack([own_view[differ], their_view[differ]], axis=1).astype(np.uint64)
+    return np.unique(pairs, axis=0)
+
+
+def merge_map(pairs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The id every merged id takes (the smallest of its group), from pairs of ids to merge.
+
+    Returns
+    -------
+    keys, roots : numpy.ndarray of uint64
+        Sorted ids that change, and what each becomes.
+    """
+    parent: dict[int, int] = {}
+
+    def find(i: int) -> int:
+        root = i
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(i, i) != root:  # path compression
+            parent[i], i = root, parent[i]
+        return root
+
+    for a, b in (tuple(map(int, pair)) for block in pairs for pair in block):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    keys = np.array(sorted(i for i in parent if find(i) != i), dtype=np.uint64)
+    return keys, np.array([find(int(i)) for i in keys], dtype=np.uint64)
+
+
+def relabel(ids: np.ndarray, keys: np.ndarray, roots: np.ndarray) -> np.ndarray:
+    """``ids`` with every id in ``keys`` replaced by its root (see :func:`merge_map`)."""
+    if len(keys) == 0:
+        return ids
+    where = np.searchsorted(keys, ids).clip(max=len(keys) - 1)
+    hit = keys[where] == ids
+    if not hit.any():
+        return ids
+    out = ids.copy()
+    out[hit] = roots[where[hit]].astype(ids.dtype)
+    return out
 
 
 def fill_ids(ids: np.ndarray, background: np.ndarray) -> np.ndarray:

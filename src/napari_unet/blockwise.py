@@ -5,7 +5,9 @@ with the overlap-tile strategy from its own pixels plus a halo of its neighbours
 the same region of a whole-image prediction. Objects are found per block with a wider overlap: every
 object touching a block's core is cut out of the block's context whole (:func:`split_component` sees
 the same crop in every block), and takes as its id one plus the linear index of its first pixel, so the
-neighbouring blocks that share an object give it the same id, with no global pass.
+neighbouring blocks that share an object give it the same id, with no global pass. Objects larger
+than that overlap are seen truncated and named differently on either side of a border; each block
+reports the ids it disagrees on with its neighbours, for one merge once all blocks are done.
 """
 
 from __future__ import annotations
@@ -13,16 +15,24 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dask
 import dask.array as da
 import numpy as np
 import torch
-from dask.array.overlap import overlap
+from dask.array.overlap import overlap as overlap_of
 
 from . import device as devices
-from .block_objects import block_margins, classes_block, object_ids_dtype, objects_block
+from .block_objects import (
+    block_margins,
+    classes_block,
+    disagreements,
+    object_ids_dtype,
+    objects_block,
+    rim_sizes,
+    trim_rim,
+)
 from .bundle import Model
 from .errors import InputError
 from .layout import Layout, infer_layout
@@ -44,7 +54,7 @@ class BlockConfig:
     overlap : int
         Pixels of context around each block when finding objects: an object that crosses a block border
         and spans less than this comes out exactly as in a whole-image prediction. Larger objects are
-        cut at the border.
+        cut at the border, then merged once all blocks are written (:func:`napari_unet.scaleout.segment_to_zarr`).
     """
 
     block: int = 2048
@@ -70,11 +80,16 @@ class LazySegmentation:
         unique, not consecutive); uint32, or uint64 for images of 2**32 pixels or more.
     probabilities : dask.array.Array
         (K, *spatial shape) float32 class probabilities.
+    border_pairs : list of dask.delayed.Delayed
+        The ids to merge so that objects larger than the overlap are whole too (see
+        :func:`lazy_objects`); compute them with the objects, then merge (as
+        :func:`napari_unet.scaleout.segment_to_zarr` does).
     """
 
     classes: da.Array
     objects: da.Array | None
     probabilities: da.Array
+    border_pairs: list = field(default_factory=list)
 
 
 def block_chunks(length: int, block: int, least: int) -> tuple[int, ...]:
@@ -142,18 +157,33 @@ def _predict_block(block, model, config, ranges, halo_chunks, block_id=None):
     return drain(job)
 
 
-def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) -> da.Array:
+def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) -> tuple[da.Array, list]:
     """Object ids of (P, K, H, W) block-wise probabilities, each block with ``overlap`` pixels of context.
 
     Every object is found whole in each block it touches (if it spans less than ``overlap``) and takes
     the id of its first pixel in the whole image, so that the blocks agree without a global pass.
+
+    Returns
+    -------
+    objects : dask.array.Array
+        (P, H, W) ids; objects larger than the overlap are cut where they cross a block border.
+    border_pairs : list of dask.delayed.Delayed
+        Per block, the (n, 2) pairs of ids that it and its neighbours give the same pixels along their
+        borders: the pieces of cut objects, to merge with :func:`napari_unet.block_objects.merge_map`
+        once all are computed (:func:`napari_unet.scaleout.segment_to_zarr` does). Empty without overlap.
     """
     n_planes, _, height, width = probabilities.shape
     _, _, chunks_y, chunks_x = probabilities.chunks
     confident = probabilities.map_blocks(classes_block, config.threshold, drop_axis=1, dtype=np.uint8)
     background = [probabilities[:, 0]] if config.fill else []  # what objects grow along
     dtype = object_ids_dtype(n_planes * height * width)
-    return da.map_overlap(
+    rim = min(1, overlap)  # each block also gives its view of the first row and column of its neighbours
+
+    def with_rim(chunks: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(size + sum(rim_sizes(i, chunks, rim)) for i, size in enumerate(chunks))
+
+    grid = confident.chunks
+    viewed = da.map_overlap(
         objects_block,
         confident,
         *background,
@@ -162,14 +192,28 @@ def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) ->
         trim=False,
         allow_rechunk=False,
         dtype=dtype,
-        chunks=confident.chunks,
+        chunks=(grid[0], with_rim(grid[1]), with_rim(grid[2])),
         meta=np.empty((0, 0, 0), dtype=dtype),
         config=config,
         overlap=overlap,
-        grid=confident.chunks,
+        grid=grid,
         image_shape=(height, width),
         ids_dtype=dtype,
+        rim=rim,
     )
+    objects = viewed.map_blocks(trim_rim, rim, grid, chunks=grid, dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype))
+    if rim == 0:
+        return objects, []
+    rim_depth = {0: 0, 1: _depth(chunks_y, rim), 2: _depth(chunks_x, rim)}
+    theirs = overlap_of(objects, depth=rim_depth, boundary="none")
+    sure = overlap_of(confident, depth=rim_depth, boundary="none")
+    pairs = [
+        dask.delayed(disagreements, pure=True)(own, their, conf)
+        for own, their, conf in zip(
+            viewed.to_delayed().ravel(), theirs.to_delayed().ravel(), sure.to_delayed().ravel(), strict=True
+        )
+    ]
+    return objects, pairs
 
 
 def lazy_planes(model: Model, image, channel_axis: int | None) -> tuple[Layout, da.Array]:
@@ -207,9 +251,10 @@ def segment_lazy(
     -----
     Classes and probabilities equal those of :func:`napari_unet.predict.segment` (both normalise with
     the percentiles of the same regular sample), and so do the objects up to their ids, for objects
-    that span less than the overlap; packed cells (``ObjectConfig.fill``) grow within each block and its
-    overlap, so a pixel on a membrane may go to the neighbouring cell. Compute everything that is
-    wanted in one ``dask.compute`` or ``dask.array.store`` call: the network runs once per block.
+    that span less than the overlap (larger ones are cut at block borders until merged with
+    ``border_pairs``); packed cells (``ObjectConfig.fill``) grow within each block and its overlap, so a
+    pixel on a membrane may go to the neighbouring cell. Compute everything that is wanted in one
+    ``dask.compute`` or ``dask.array.store`` call: the network runs once per block.
     """
     model = copy.deepcopy(model)  # a snapshot: the result is that of the model as it is now, whenever computed
     model.net.to("cpu")
@@ -225,7 +270,7 @@ def segment_lazy(
     # the model is one task of the graph: each worker fetches it once and keeps its own evaluation copy
     probabilities = da.map_blocks(
         _predict_block,
-        overlap(
+        overlap_of(
             planes, depth={0: 0, 1: 0, 2: _depth(chunks_y, context), 3: _depth(chunks_x, context)}, boundary="none"
         ),
         dask.delayed(model, pure=True),
@@ -237,9 +282,9 @@ def segment_lazy(
         halo_chunks=(chunks_y, chunks_x),
     )
     classes = probabilities.map_blocks(classes_block, drop_axis=1, dtype=np.uint8)
-    instances = None
+    instances, border_pairs = None, []
     if objects:
-        instances = lazy_objects(probabilities, object_config_for(model, config.objects), blocks.overlap)
+        instances, border_pairs = lazy_objects(probabilities, object_config_for(model, config.objects), blocks.overlap)
     spatial = layout.spatial_shape
 
     def restore(array: da.Array) -> da.Array:
@@ -249,4 +294,5 @@ def segment_lazy(
         classes=restore(classes),
         objects=None if instances is None else restore(instances),
         probabilities=restore(probabilities),
+        border_pairs=border_pairs,
     )

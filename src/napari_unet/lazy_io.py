@@ -8,9 +8,10 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import dask
 import dask.array as da
@@ -130,35 +131,43 @@ def _zarr_chunks(array: da.Array) -> tuple[int, ...]:
 
 
 def store_zarr(
-    arrays: Mapping[Path, da.Array], overwrite: bool = False, scheduler=None, progress: bool = False
+    arrays: Mapping[Path, da.Array],
+    overwrite: bool = False,
+    scheduler=None,
+    progress: bool = False,
+    also: Sequence = (),
+    finish: Callable[[dict[Path, Any], list], None] | None = None,
 ) -> list[Path]:
     """Compute dask arrays into zarr arrays at the given paths, in one pass (shared work is done once).
 
     Each block is computed, written and released, so memory stays bounded by a few blocks whatever
     the size of the image. ``scheduler`` is passed to dask (a ``dask.distributed`` client, say); None
-    runs on threads of this machine, with a progress bar on stderr if ``progress``.
+    runs on threads of this machine, with a progress bar on stderr if ``progress``. The delayed values
+    in ``also`` are computed in the same pass; ``finish(targets, their values)`` may then edit the
+    written arrays (by path) before they are moved into place.
     """
     import zarr
 
     with contextlib.ExitStack() as stack:
-        targets = []
+        targets = {}
         for path, array in arrays.items():
             partial = stack.enter_context(replacing(Path(path), overwrite))
-            targets.append(
-                zarr.open_array(
-                    str(partial), mode="w", shape=array.shape, chunks=_zarr_chunks(array), dtype=array.dtype
-                )
+            targets[Path(path)] = zarr.open_array(
+                str(partial), mode="w", shape=array.shape, chunks=_zarr_chunks(array), dtype=array.dtype
             )
+        stored = da.store(list(arrays.values()), list(targets.values()), lock=False, compute=False)
         if scheduler is not None:
             with dask.config.set(scheduler=scheduler):
-                da.store(list(arrays.values()), targets, lock=False)
+                _, *values = dask.compute(stored, *also)
         else:
             # a pool of our own, so that after a failure no thread still writes when the partial is removed
             bar = ProgressBar(out=sys.stderr, minimum=2) if progress else contextlib.nullcontext()
             with ThreadPoolExecutor(os.cpu_count() or 1) as pool, dask.config.set(scheduler="threads", pool=pool), bar:
                 try:
-                    da.store(list(arrays.values()), targets, lock=False)
+                    _, *values = dask.compute(stored, *also)
                 except BaseException:
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
+        if finish is not None:
+            finish(targets, values)
     return [Path(p) for p in arrays]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from .batch import BatchProgress, prepare_outputs
+from .block_objects import merge_map, relabel
 from .blockwise import BlockConfig, segment_lazy
 from .bundle import Model
 from .errors import InputError
@@ -82,6 +86,25 @@ def dask_client(scheduler: str | None = None, workers: int = 0) -> Iterator[obje
         yield client
 
 
+def merge_cut_objects(objects, border_pairs: Sequence[np.ndarray]) -> int:
+    """Give every piece of an object cut by block borders the same id, in a written zarr array.
+
+    ``border_pairs`` are the computed :attr:`LazySegmentation.border_pairs`. Chunks are read one at a
+    time and rewritten only where an id changes. Returns the number of ids replaced.
+    """
+    keys, roots = merge_map(list(border_pairs))
+    if len(keys) == 0:
+        return 0
+    grid = [range(0, size, chunk) for size, chunk in zip(objects.shape, objects.chunks, strict=True)]
+    for starts in itertools.product(*grid):
+        box = tuple(slice(s, min(s + c, n)) for s, c, n in zip(starts, objects.chunks, objects.shape, strict=True))
+        ids = objects[box]
+        merged = relabel(ids, keys, roots)
+        if merged is not ids:
+            objects[box] = merged
+    return len(keys)
+
+
 def segment_to_zarr(
     model: Model,
     images: Sequence[Path],
@@ -100,8 +123,9 @@ def segment_to_zarr(
     Writes ``<stem>_segmentation.zarr`` (classes), and optionally ``<stem>_objects.zarr`` and
     ``<stem>_probabilities.zarr``, each chunked like the blocks. Memory stays bounded by a few blocks per
     thread; with a ``dask.distributed`` ``client`` the blocks run on its workers (else on threads here,
-    with a progress bar on stderr if ``progress``). Every output is checked before any work starts, and
-    each is moved into place only once complete.
+    with a progress bar on stderr if ``progress``). Objects larger than ``blocks.overlap`` that cross a
+    block border are merged into one id after all blocks are written (:func:`merge_cut_objects`).
+    Every output is checked before any work starts, and each is moved into place only once complete.
     """
     outputs = prepare_outputs(images, folder, objects, probabilities, overwrite, suffix=".zarr")
     for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
@@ -114,6 +138,13 @@ def segment_to_zarr(
             arrays[out["objects"]] = result.objects
         if probabilities:
             arrays[out["probabilities"]] = result.probabilities
-        store_zarr(arrays, overwrite, scheduler=client, progress=progress)
+        merge = None
+        if objects:  # objects larger than the overlap, cut by block borders, are made whole
+
+            def merge(targets, values, path=out["objects"]):
+                merge_cut_objects(targets[path], values)
+
+        also = result.border_pairs if objects else []
+        store_zarr(arrays, overwrite, scheduler=client, progress=progress, also=also, finish=merge)
     yield BatchProgress(len(images), len(images), "")
     return outputs
