@@ -7,6 +7,7 @@ import tifffile
 
 from napari_unet import load_model, new_model, save_model
 from napari_unet.cli import main
+from napari_unet.starting import load_starting_model
 
 
 @pytest.fixture
@@ -211,3 +212,21 @@ def test_an_unknown_object_shape_is_one_line(files, model_file, capsys):
         main(args)
     assert exit_info.value.code == 2
     assert "invalid choice: 'cube'" in capsys.readouterr().err
+
+
+def test_the_model_remembers_its_object_shape(files, capsys):
+    model = files / "packed.pt"
+    train = ["train", "--image", str(files / "cells.tif"), "--labels", str(files / "cells_labels.tif")]
+    assert main([*train, "--out", str(model), "--steps", "2", "--device", "cpu", "--object-shape", "packed"]) == 0
+    assert load_model(model).object_shape == "packed"
+    assert main(["info", str(model)]) == 0
+    assert "objects: packed" in capsys.readouterr().out
+    starting = load_starting_model()  # a model that finds cells in 2 steps' time
+    starting.object_shape = "packed"
+    out = files / "remembered"
+    predict = ["predict", str(save_model(starting, files / "s.pt")), str(files / "cells.tif"), "--out", str(out)]
+    assert main([*predict, "--objects", "--device", "cpu"]) == 0
+    assert (tifffile.imread(out / "cells_objects.tif") > 0).all()  # packed: every pixel in a cell
+    fine_tuned = files / "fine.pt"
+    assert main([*train, "--out", str(fine_tuned), "--init", str(model), "--steps", "1", "--device", "cpu"]) == 0
+    assert load_model(fine_tuned).object_shape == "packed"  # kept from --init

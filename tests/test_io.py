@@ -28,6 +28,22 @@ def test_model_file_round_trip(tmp_path, tiny_model):
     assert torch.equal(tiny_model.net(x), loaded.net(x))
 
 
+def test_the_object_shape_is_kept_with_the_model(tmp_path, tiny_model, monkeypatch):
+    import napari_unet.io as io
+
+    assert tiny_model.object_shape == "round"
+    tiny_model.object_shape = "packed"
+    assert load_model(save_model(tiny_model, tmp_path / "packed.pt")).object_shape == "packed"
+    assert "objects: packed" in tiny_model.describe()
+    older = dict(io.model_metadata(tiny_model))
+    del older["object_shape"]  # a file written before models had one
+    monkeypatch.setattr(io, "model_metadata", lambda model: older)
+    assert load_model(save_model(tiny_model, tmp_path / "older.pt")).object_shape == "round"
+    monkeypatch.setattr(io, "model_metadata", lambda model: {**older, "object_shape": "cubic"})
+    with pytest.raises(ModelFileError, match="unknown object shape 'cubic'"):
+        load_model(save_model(tiny_model, tmp_path / "odd.pt"))
+
+
 def test_half_precision_file_is_smaller_and_close(tmp_path):
     model = new_model("light", ["n"], seed=0)
     full = save_model(model, tmp_path / "full.pt")

@@ -9,6 +9,7 @@ import torch
 
 from .model import UNet, UNetConfig, preset
 from .normalize import Normalization
+from .objects import OBJECT_SHAPES
 
 BACKGROUND = "background"
 
@@ -30,16 +31,23 @@ class Model:
         Input normalisation applied before the network.
     history : list of dict
         One entry per training session (steps, final losses, device, date ...).
+    object_shape : str
+        The kind of objects its classes are (a key of :data:`napari_unet.objects.OBJECT_SHAPES`): what
+        Segment and ``napari-unet predict`` make of them unless told otherwise. Saved with the model, so
+        that a model for packed cells in EM keeps segmenting packed cells.
     """
 
     net: UNet
     class_names: tuple[str, ...]
     normalization: Normalization = field(default_factory=Normalization)
     history: list[dict[str, Any]] = field(default_factory=list)
+    object_shape: str = "round"
 
     def __post_init__(self) -> None:
         if len(self.class_names) != self.config.n_classes:
             raise ValueError(f"{len(self.class_names)} class names for a network with {self.config.n_classes} outputs")
+        if self.object_shape not in OBJECT_SHAPES:
+            raise ValueError(f"unknown object shape {self.object_shape!r}, not one of {', '.join(OBJECT_SHAPES)}")
 
     @property
     def config(self) -> UNetConfig:
@@ -76,6 +84,7 @@ class Model:
             f"input channels: {cfg.in_channels}; halo {cfg.halo} px",
             f"classes: {', '.join(f'{i + 1}={n}' for i, n in enumerate(self.class_names))}",
             f"normalisation: percentiles {self.normalization.low} - {self.normalization.high}",
+            f"objects: {self.object_shape} ({OBJECT_SHAPES[self.object_shape][0]})",
             f"trained: {self.trained_steps} steps in {len(self.history)} session(s)",
         ]
         for entry in self.history:

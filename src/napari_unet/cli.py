@@ -78,6 +78,8 @@ def run_train(args: argparse.Namespace) -> int:
         in_channels = 1 if args.channel_axis is None else int(images[0].shape[args.channel_axis])
         preset_name = args.preset if args.preset != "auto" else preset_for_device(select_device(args.device).type)
         model = new_model(preset_name, class_names_for(annotations, args.classes), in_channels, seed=args.seed)
+    if args.object_shape:
+        model.object_shape = args.object_shape
     config = TrainConfig(
         steps=args.steps,
         minutes=args.minutes,
@@ -138,7 +140,7 @@ def run_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         test_time_augmentation=args.tta,
-        objects=ObjectConfig.for_shape(args.object_shape),
+        objects=ObjectConfig.for_shape(args.object_shape or model.object_shape),
     )
     if wants_zarr(args, images):
         return predict_to_zarr(args, model, images, config)
@@ -203,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"napari-unet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     devices = ["auto", "cpu", "cuda", "mps"]
+    shapes_help = "; ".join(f"{name}: {description}" for name, (description, _) in OBJECT_SHAPES.items())
 
     train = sub.add_parser("train", help="train a U-Net from images and sparse annotations")
     train.add_argument("--image", action="append", required=True, help="image file or folder (repeatable)")
@@ -222,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--learning-rate", type=float, default=None, help="peak learning rate (default: 3e-3 new, 1e-4 with --init)"
     )
     train.add_argument("--device", default="auto", choices=devices)
+    train.add_argument(
+        "--object-shape",
+        default=None,
+        choices=list(OBJECT_SHAPES),
+        help=f"what the objects are, saved with the model for predict ({shapes_help}; default: --init's, or round)",
+    )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--channel-axis", type=int, default=None, help="channel axis of multichannel images")
     train.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -234,9 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--objects", action="store_true", help="also write one id per object")
     predict.add_argument(
         "--object-shape",
-        default="round",
+        default=None,
         choices=list(OBJECT_SHAPES),
-        help="; ".join(f"{name}: {description}" for name, (description, _) in OBJECT_SHAPES.items()),
+        help=f"{shapes_help}; default: the model's (napari-unet info shows it)",
     )
     predict.add_argument("--probabilities", action="store_true", help="also write class probabilities")
     predict.add_argument("--tile", type=int, default=0, help="largest input tile side (default: from memory)")

@@ -85,6 +85,7 @@ def model_metadata(model: Model) -> dict[str, Any]:
         "normalization": model.normalization.to_dict(),
         "channel_layout": {"in_channels": model.in_channels},
         "history": model.history,
+        "object_shape": model.object_shape,
     }
 
 
@@ -154,6 +155,7 @@ def load_model(path: str | os.PathLike) -> Model:
             class_names=tuple(metadata["class_names"]),
             normalization=Normalization.from_dict(metadata["normalization"]),
             history=list(metadata.get("history", [])),
+            object_shape=metadata.get("object_shape", "round"),  # older files: round objects
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ModelFileError(f"{path}: the model file is inconsistent ({error})") from error

@@ -35,3 +35,34 @@ def test_the_object_shape_is_only_offered_with_objects(plugin):
     assert not segment.object_shape.isEnabled()
     segment.objects.setChecked(True)
     assert segment.object_shape.isEnabled()
+
+
+def test_the_model_remembers_the_object_shape(plugin, qtbot):
+    from napari_unet._widgets._session import set_model
+    from napari_unet.starting import load_starting_model
+
+    viewer, w = plugin
+    segment = w["Segment"]
+    segment.object_shape.setCurrentIndex(segment.object_shape.findData("packed"))
+    wait_for(qtbot, segment.segment())
+    assert segment.session.model.object_shape == "packed"  # saved with the model from here on
+    set_model(viewer, load_starting_model(), "starting model")  # a model for round nuclei
+    assert segment.object_shape.currentData() == "round"
+    packed = load_starting_model()
+    packed.object_shape = "packed"
+    set_model(viewer, packed, "loaded")
+    assert segment.object_shape.currentData() == "packed"
+
+
+def test_a_new_model_keeps_the_object_shape_chosen(plugin, cells, qtbot):
+    from .conftest import scribbles_for
+
+    _, w = plugin
+    segment = w["Segment"]
+    segment.object_shape.setCurrentIndex(segment.object_shape.findData("packed"))
+    wait_for(qtbot, segment.segment())  # the starting model, now for packed cells
+    w["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
+    w["Train"].settings.budget_value.setValue(3)
+    wait_for(qtbot, w["Train"].start())  # a fresh copy of the starting model
+    assert w["Train"].session.model.object_shape == "packed"
+    assert segment.object_shape.currentData() == "packed"

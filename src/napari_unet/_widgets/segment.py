@@ -64,6 +64,9 @@ class SegmentWidget(PluginWidget):
         )
         self.objects.toggled.connect(self.object_shape.setEnabled)
         self.add_row("object shape", self.object_shape)
+        self.events.model_changed.connect(self._show_object_shape)
+        if self.session.model is not None:
+            self._show_object_shape(self.session.model)
         self.uncertain = QCheckBox("uncertainty map (where to paint next)")
         self.layout().addWidget(self.uncertain)
         self.averaged = QCheckBox("average 8 rotations and flips (8x slower)")
@@ -81,6 +84,12 @@ class SegmentWidget(PluginWidget):
         self._training = False
         self.events.training_state.connect(self._training_changed)
         self._set_running(False)
+
+    def _show_object_shape(self, model) -> None:
+        """Show the object shape the model was last used (or trained) with."""
+        index = self.object_shape.findData(model.object_shape)
+        if index >= 0:
+            self.object_shape.setCurrentIndex(index)
 
     def _training_changed(self, running: bool) -> None:
         self._training = running
@@ -100,8 +109,10 @@ class SegmentWidget(PluginWidget):
         if image is None:
             notify("open an image to segment", warning=True)
             return None
+        object_shape = self.object_shape.currentData()
         if model is None and starting_model_path() is not None:
             model = load_starting_model()
+            model.object_shape = object_shape  # the shape chosen before there was a model
             set_model(self.viewer, model, "starting model")
             notify(
                 "no model trained yet: segmenting with the starting model (synthetic nuclei); "
@@ -125,10 +136,11 @@ class SegmentWidget(PluginWidget):
             index = plane_index(self.viewer, image, len(shape))
             layout = infer_layout(pixels.shape, model.in_channels, axis)
             target, target_axis = crop(pixels, layout, index, (slice(None), slice(None)))
+        model.object_shape = object_shape  # remembered with the model: saved with it, used by napari-unet predict
         config = PredictConfig(
             tile=self.tile.value(),
             test_time_augmentation=self.averaged.isChecked(),
-            objects=ObjectConfig.for_shape(self.object_shape.currentData()),
+            objects=ObjectConfig.for_shape(object_shape),
         )
         objects = self.objects.isChecked()
         context = {"image": image, "shape": shape, "index": index}

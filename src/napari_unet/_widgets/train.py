@@ -173,6 +173,8 @@ class TrainWidget(PluginWidget):
             preset = source.split(": ")[1]
             model = new_model(preset, names, in_channels=in_channels, seed=self.settings.config().seed)
             self.session.model_label = f"new {preset} model"
+        if source not in (CURRENT, FROM_FILE) and self.session.model is not None:
+            model.object_shape = self.session.model.object_shape  # the kind of objects chosen in this viewer
         if top > model.n_classes:
             raise InputError(
                 f"the annotation uses class {top} but the model knows {model.n_classes - 1} object class(es); "
