@@ -48,6 +48,15 @@ class RandomForestAnchor:
         predicted = self.forest.predict(feats.reshape(-1, feats.shape[-1])).reshape(image.shape)
         return np.where(predicted == 1, 0, predicted)
 
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """(K, H, W) class probabilities (the fraction of trees voting), channel k for annotation value k + 1."""
+        feats = features(image)
+        votes = self.forest.predict_proba(feats.reshape(-1, feats.shape[-1]))
+        out = np.zeros((int(self.forest.classes_.max()), *image.shape), dtype=np.float32)
+        for column, value in enumerate(self.forest.classes_):
+            out[value - 1] = votes[:, column].reshape(image.shape)
+        return out
+
 
 def distance_watershed(mask: np.ndarray, depth: float = 2.0) -> np.ndarray:
     """Split a binary mask into objects at the necks of its distance transform."""

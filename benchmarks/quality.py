@@ -35,7 +35,8 @@ from anchors import RandomForestAnchor, distance_watershed, otsu_watershed
 from napari_unet.annotation import instances_to_annotation
 from napari_unet.device import describe, select_device
 from napari_unet.metrics import foreground_iou, object_scores
-from napari_unet.objects import THRESHOLD_SCRIBBLED
+from napari_unet.objects import classes_to_objects, probabilities_to_classes
+from napari_unet.predict import object_config_for
 from protocols import full_objects, isbi_scribbles, scribbles
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -67,6 +68,11 @@ def train_unet(images, annotations, args, steps: int, preset: str | None = None,
         "labelled_fraction": round(float(np.mean([(a > 0).mean() for a in annotations])), 5),
     }
     return model, info
+
+
+def predict_config(args, **settings) -> nu.PredictConfig:
+    """How every U-Net of the run predicts: on ``--device``, with test-time augmentation under ``--tta``."""
+    return nu.PredictConfig(device=args.device, test_time_augmentation=getattr(args, "tta", False), **settings)
 
 
 def object_row(name: str, truth: np.ndarray, objects: np.ndarray, classes: np.ndarray | None = None, **extra) -> dict:
@@ -105,7 +111,7 @@ def unet_rows(model: nu.Model, info: dict, tests, name: str = "U-Net", args=None
     rows = []
     start = time.perf_counter()
     for image, truth in tests:
-        result = nu.segment(model, image, nu.PredictConfig(device=args.device))
+        result = nu.segment(model, image, predict_config(args))
         rows.append(object_row(name, truth, result.objects, result.classes))
     return [_mean_row(name, rows, predict_seconds=round(time.perf_counter() - start, 1), **info)]
 
@@ -120,24 +126,32 @@ def case_dsb(protocol: Callable, args) -> list[dict]:
     return rows
 
 
-def isbi_scores(name: str, predict_interior: Callable[[np.ndarray], np.ndarray], images, interiors, **extra) -> dict:
-    """Adapted Rand error on 4-connected interior components, and pixel error, over the test slices."""
+def isbi_scores(name: str, segment: Callable[[int], np.ndarray], interiors, **extra) -> dict:
+    """Adapted Rand error and pixel error over the test slices.
+
+    ``segment`` gives, for the index of a test slice, either a boolean interior mask (scored on its
+    4-connected components) or a label image of cells (scored as is, without a pixel error).
+    The membranes of the truth are ignored by the Rand error (skimage's ``ignore_labels=(0,)``), as in
+    the challenge: cells may cover them.
+    """
     rand, pixel = [], []
-    for image, interior in zip(images, interiors, strict=True):
-        predicted = predict_interior(image)
+    for index, interior in enumerate(interiors):
+        predicted = segment(index)
         truth_cc, _ = ndimage.label(interior)
-        test_cc, _ = ndimage.label(predicted)
+        test_cc = ndimage.label(predicted)[0] if predicted.dtype == bool else predicted
         rand.append(adapted_rand_error(truth_cc, test_cc)[0])
-        pixel.append(float((predicted != interior).mean()))
+        pixel.append(float((predicted != interior).mean()) if predicted.dtype == bool else np.nan)
     return {
         "method": name,
         "adapted_rand_error": round(float(np.mean(rand)), 4),
-        "pixel_error": round(float(np.mean(pixel)), 4),
+        "pixel_error": round(float(np.mean(pixel)), 4) if np.isfinite(np.mean(pixel)) else None,
         **extra,
     }
 
 
 def case_isbi(full: bool, args) -> list[dict]:
+    """ISBI 2012: the U-Net's interior components and its objects ("packed" cells and the default), and
+    the random forest given the same annotations and the same post-processing."""
     train_slices = range(0, 20) if full else range(0, 3)
     images, interiors = datasets.isbi2012(train_slices)
     test_images, test_interiors = datasets.isbi2012(range(20, 30))
@@ -146,18 +160,14 @@ def case_isbi(full: bool, args) -> list[dict]:
     else:
         annotations = [isbi_scribbles(i, seed=args.seed + k) for k, i in enumerate(interiors)]
     model, info = train_unet(list(images), annotations, args, args.steps_full if full else args.steps)
-
-    def unet_interior(image, threshold=0.5):
-        probabilities = nu.predict_probabilities(model, image, nu.PredictConfig(device=args.device))
-        return nu.drain(probabilities)[1] > threshold
-
-    confident = THRESHOLD_SCRIBBLED
+    probabilities = [nu.drain(nu.predict_probabilities(model, image, predict_config(args))) for image in test_images]
+    threshold = object_config_for(model, nu.ObjectConfig()).threshold  # what Segment uses for this model
     rows = [
-        isbi_scores("U-Net, interior > 0.5", unet_interior, test_images, test_interiors, **info),
+        isbi_scores("U-Net, interior > 0.5", lambda k: probabilities[k][1] > 0.5, test_interiors, **info),
+        *packed_rows("U-Net", probabilities, threshold, test_interiors),
         isbi_scores(
-            f"U-Net, interior > {confident} (the objects' threshold)",
-            lambda image: unet_interior(image, confident),
-            test_images,
+            f"U-Net, round objects (the default shape, threshold {threshold})",
+            lambda k: objects_of(probabilities[k], nu.ObjectConfig.for_shape("round", threshold=threshold)),
             test_interiors,
         ),
     ]
@@ -167,16 +177,36 @@ def case_isbi(full: bool, args) -> list[dict]:
         keep = rng.random(annotation.shape) < MAX_FOREST_PIXELS / max((np.stack(annotations) > 0).sum(), 1)
         forest_annotations.append(np.where(keep, annotation, 0))
     forest = RandomForestAnchor(list(images), forest_annotations)
+    votes = [forest.probabilities(image) for image in test_images]
     rows.append(
         isbi_scores(
-            "random forest",
-            lambda im: forest.classes(im) == 2,
-            test_images,
+            "random forest, interior > 0.5",
+            lambda k: votes[k][1] > 0.5,
             test_interiors,
             fit_seconds=round(forest.fit_seconds, 1),
         )
     )
+    rows += packed_rows("random forest", votes, threshold, test_interiors)
     return rows
+
+
+def objects_of(probabilities: np.ndarray, config: nu.ObjectConfig) -> np.ndarray:
+    """The objects Segment makes of (K, H, W) probabilities with ``config``."""
+    return classes_to_objects(probabilities_to_classes(probabilities), config, probabilities)
+
+
+def packed_rows(name: str, probabilities: list[np.ndarray], threshold: float, interiors) -> list[dict]:
+    """Packed cells grown from ``probabilities`` at the threshold Segment picks for the U-Net, and at the
+    best threshold on the test slices themselves (an oracle choice, for both methods alike)."""
+    rows = {}
+    for value in sorted({threshold, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95}):
+        config = nu.ObjectConfig.for_shape("packed", threshold=value)
+        rows[value] = isbi_scores("", lambda k, c=config: objects_of(probabilities[k], c), interiors)
+    best = min(rows, key=lambda value: rows[value]["adapted_rand_error"])
+    return [
+        {**rows[threshold], "method": f"{name}, packed cells (--object-shape packed, threshold {threshold})"},
+        {**rows[best], "method": f"{name}, packed cells, best threshold on the test slices ({best})"},
+    ]
 
 
 def case_synthetic(args, **overrides) -> list[dict]:
@@ -209,7 +239,7 @@ def case_synthetic_full(args) -> list[dict]:
         painted = instances_to_annotation(truth, ring=0)  # objects 2, the gaps where they touch 1
         annotations.append(np.where(painted > 0, painted, 1).astype(np.uint8))
     images = [image for image, _ in train]
-    own = nu.PredictConfig(device=args.device, objects=nu.ObjectConfig(threshold=0.5, split=False))
+    own = predict_config(args, objects=nu.ObjectConfig(threshold=0.5, split=False))
     rows = []
     for label, extra in (("U-Net", {}), ("U-Net without border weights", {"border_w0": 0.0})):
         runs = []
@@ -250,9 +280,13 @@ def case_ablation(args, label: str, **overrides) -> list[dict]:
 def learning_curve(model: nu.Model, image, truth, annotation, args, steps: int, checkpoints) -> list[dict]:
     """F1@0.5 on the image at the given steps of one run, against training seconds (evaluation excluded)."""
     config = nu.TrainConfig(steps=steps, seed=args.seed, device=args.device, validate_every=10**9)
-    predict = nu.PredictConfig(device=args.device)
+    predict = predict_config(args)
     points = [
-        {"step": 0, "train_seconds": 0.0, "f1": round(object_scores(truth, nu.segment(model, image).objects).f1, 4)}
+        {
+            "step": 0,
+            "train_seconds": 0.0,
+            "f1": round(object_scores(truth, nu.segment(model, image, predict).objects).f1, 4),
+        }
     ]
     evaluating = 0.0
     start = time.perf_counter()
@@ -271,7 +305,7 @@ def case_starting_model(args) -> list[dict]:
 
     image, truth = datasets.dsb2018()
     annotation = scribbles(truth, n_objects=10, n_background=10, seed=args.seed)
-    zero = nu.segment(load_starting_model(), image, nu.PredictConfig(device=args.device))
+    zero = nu.segment(load_starting_model(), image, predict_config(args))
     rows = [object_row("starting model, zero-shot", truth, zero.objects, zero.classes)]
     checkpoints = {25, 50, 100, 150, 200, 300, 400, 500}
     for label, model in (
@@ -312,7 +346,8 @@ def markdown(results: dict) -> str:
         keys = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in ("method", "curve")]
         lines += ["| method | " + " | ".join(keys) + " |", "| --- |" + " --- |" * len(keys)]
         for row in rows:
-            lines.append(f"| {row['method']} | " + " | ".join(str(row.get(k, "")) for k in keys) + " |")
+            cells = ("" if row.get(k) is None else str(row[k]) for k in keys)
+            lines.append(f"| {row['method']} | " + " | ".join(cells) + " |")
         lines.append("")
         for row in rows:
             if "curve" in row:
@@ -333,6 +368,7 @@ def main() -> None:
     parser.add_argument("--out", default="quality", help="name of the result files")
     parser.add_argument("--fresh", action="store_true", help="drop the results of cases not run now")
     parser.add_argument("--init", choices=["new", "starting"], default="new", help="train new models or fine-tune")
+    parser.add_argument("--tta", action="store_true", help="U-Nets predict with the 8 rotations and flips averaged")
     args = parser.parse_args()
     if not datasets.available():
         raise SystemExit(f"benchmark data not found in {datasets.DATA}")
@@ -343,6 +379,7 @@ def main() -> None:
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%d"),
         "seed": args.seed,
+        "test_time_augmentation": args.tta,
         "preset": args.preset,
         "cases": {},
     }
