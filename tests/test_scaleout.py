@@ -116,3 +116,34 @@ def test_objects_larger_than_the_overlap_come_out_whole(tmp_path, zarr_image, ce
     assert same_partition(objects, reference.objects)
     cut = segment_lazy(load_starting_model(), cells, config, BlockConfig(block=128, overlap=4)).objects.compute()
     assert not same_partition(cut, reference.objects)  # before the merge, they were cut
+
+
+def test_the_network_and_the_objects_run_once_per_block(tmp_path, zarr_image, monkeypatch):
+    from napari_unet import blockwise
+
+    calls = {"network": 0, "objects": 0}
+    predict_block, objects_block = blockwise._predict_block, blockwise.objects_block
+
+    def counted_predict(block, model, config, ranges, halo_chunks, block_id=None):
+        calls["network"] += 1
+        return predict_block(block, model, config, ranges, halo_chunks, block_id=block_id)
+
+    def counted_objects(confident, *background, block_id=None, **settings):
+        calls["objects"] += 1
+        return objects_block(confident, *background, block_id=block_id, **settings)
+
+    monkeypatch.setattr(blockwise, "_predict_block", counted_predict)
+    monkeypatch.setattr(blockwise, "objects_block", counted_objects)
+    job = segment_to_zarr(
+        load_starting_model(),
+        [zarr_image],
+        tmp_path / "out",
+        config=PredictConfig(device="cpu"),
+        blocks=BlockConfig(128, 48),
+    )
+    for _ in job:
+        pass
+    grid = segment_lazy(load_starting_model(), zarr.open_array(str(zarr_image)), blocks=BlockConfig(128, 48))
+    n_blocks = int(np.prod(grid.classes.numblocks))
+    assert n_blocks >= 4
+    assert calls == {"network": n_blocks, "objects": n_blocks}  # the border pairs reuse the blocks' work

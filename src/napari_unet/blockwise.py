@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import dask
 import dask.array as da
@@ -80,7 +80,7 @@ class LazySegmentation:
         unique, not consecutive); uint32, or uint64 for images of 2**32 pixels or more.
     probabilities : dask.array.Array
         (K, *spatial shape) float32 class probabilities.
-    border_pairs : list of dask.delayed.Delayed
+    border_pairs : dask.array.Array or None
         The ids to merge so that objects larger than the overlap are whole too (see
         :func:`lazy_objects`); compute them with the objects, then merge (as
         :func:`napari_unet.scaleout.segment_to_zarr` does).
@@ -89,7 +89,7 @@ class LazySegmentation:
     classes: da.Array
     objects: da.Array | None
     probabilities: da.Array
-    border_pairs: list = field(default_factory=list)
+    border_pairs: da.Array | None = None
 
 
 def block_chunks(length: int, block: int, least: int) -> tuple[int, ...]:
@@ -157,7 +157,7 @@ def _predict_block(block, model, config, ranges, halo_chunks, block_id=None):
     return drain(job)
 
 
-def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) -> tuple[da.Array, list]:
+def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) -> tuple[da.Array, da.Array | None]:
     """Object ids of (P, K, H, W) block-wise probabilities, each block with ``overlap`` pixels of context.
 
     Every object is found whole in each block it touches (if it spans less than ``overlap``) and takes
@@ -167,10 +167,12 @@ def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) ->
     -------
     objects : dask.array.Array
         (P, H, W) ids; objects larger than the overlap are cut where they cross a block border.
-    border_pairs : list of dask.delayed.Delayed
-        Per block, the (n, 2) pairs of ids that it and its neighbours give the same pixels along their
-        borders: the pieces of cut objects, to merge with :func:`napari_unet.block_objects.merge_map`
-        once all are computed (:func:`napari_unet.scaleout.segment_to_zarr` does). Empty without overlap.
+    border_pairs : dask.array.Array or None
+        One element per block (object dtype): the (n, 2) pairs of ids that it and its neighbours give
+        the same pixels along their borders, the pieces of cut objects, to merge with
+        :func:`napari_unet.block_objects.merge_map` once all are computed (as
+        :func:`napari_unet.scaleout.segment_to_zarr` does, in the same pass as the objects). None
+        without overlap.
     """
     n_planes, _, height, width = probabilities.shape
     _, _, chunks_y, chunks_x = probabilities.chunks
@@ -203,17 +205,22 @@ def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) ->
     )
     objects = viewed.map_blocks(trim_rim, rim, grid, chunks=grid, dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype))
     if rim == 0:
-        return objects, []
+        return objects, None
     rim_depth = {0: 0, 1: _depth(chunks_y, rim), 2: _depth(chunks_x, rim)}
     theirs = overlap_of(objects, depth=rim_depth, boundary="none")
     sure = overlap_of(confident, depth=rim_depth, boundary="none")
-    pairs = [
-        dask.delayed(disagreements, pure=True)(own, their, conf)
-        for own, their, conf in zip(
-            viewed.to_delayed().ravel(), theirs.to_delayed().ravel(), sure.to_delayed().ravel(), strict=True
-        )
-    ]
+    grid_of_blocks = tuple((1,) * len(chunks) for chunks in grid)
+    pairs = da.map_blocks(  # an array, so that it is optimised with the objects and shares their tasks
+        _pairs_block, viewed, theirs, sure, dtype=object, chunks=grid_of_blocks, meta=np.empty((0, 0, 0), dtype=object)
+    )
     return objects, pairs
+
+
+def _pairs_block(own: np.ndarray, their: np.ndarray, confident: np.ndarray) -> np.ndarray:
+    """:func:`disagreements` of one block, as a one-element object array (an element of a dask array)."""
+    out = np.empty((1, 1, 1), dtype=object)
+    out[0, 0, 0] = disagreements(own[0], their[0], confident[0])
+    return out
 
 
 def lazy_planes(model: Model, image, channel_axis: int | None) -> tuple[Layout, da.Array]:
@@ -282,7 +289,7 @@ def segment_lazy(
         halo_chunks=(chunks_y, chunks_x),
     )
     classes = probabilities.map_blocks(classes_block, drop_axis=1, dtype=np.uint8)
-    instances, border_pairs = None, []
+    instances, border_pairs = None, None
     if objects:
         instances, border_pairs = lazy_objects(probabilities, object_config_for(model, config.objects), blocks.overlap)
     spatial = layout.spatial_shape

@@ -142,9 +142,9 @@ def segment_to_zarr(
         if objects:  # objects larger than the overlap, cut by block borders, are made whole
 
             def merge(targets, values, path=out["objects"]):
-                merge_cut_objects(targets[path], values)
+                merge_cut_objects(targets[path], list(values[0].ravel()) if values else [])
 
-        also = result.border_pairs if objects else []
+        also = [result.border_pairs] if objects and result.border_pairs is not None else []
         store_zarr(arrays, overwrite, scheduler=client, progress=progress, also=also, finish=merge)
     yield BatchProgress(len(images), len(images), "")
     return outputs
