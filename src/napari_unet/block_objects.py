@@ -56,11 +56,11 @@ def objects_block(
     them: where it disagrees with the neighbour's own, an object was cut; see :func:`disagreements`).
     """
     plane, iy, ix = block_id
-    (top, bottom), (left, right) = block_margins(iy, grid[1], overlap), block_margins(ix, grid[2], overlap)
+    (top, _), (left, _) = block_margins(iy, grid[1], overlap), block_margins(ix, grid[2], overlap)
     y0, x0 = block_starts(grid[1])[iy], block_starts(grid[2])[ix]
     height, width = grid[1][iy], grid[2][ix]
     context = confident[0]
-    (r_top, r_bottom), (r_left, r_right) = (min(rim, top), min(rim, bottom)), (min(rim, left), min(rim, right))
+    (r_top, r_bottom), (r_left, r_right) = block_margins(iy, grid[1], rim), block_margins(ix, grid[2], rim)
     region = (slice(top - r_top, top + height + r_bottom), slice(left - r_left, left + width + r_right))
     origin = (y0 - top, x0 - left)
     seeds = (slice(None), slice(None)) if config.fill else region  # filling needs the neighbours' objects too
@@ -72,15 +72,10 @@ def objects_block(
     return ids[region].astype(ids_dtype)[None]
 
 
-def rim_sizes(index: int, chunks: tuple[int, ...], rim: int) -> tuple[int, int]:
-    """Pixels of the neighbouring blocks before and after a block that :func:`objects_block` adds."""
-    return block_margins(index, chunks, rim)
-
-
 def trim_rim(block: np.ndarray, rim: int, grid: tuple[tuple[int, ...], ...], block_id=None) -> np.ndarray:
     """The core of an :func:`objects_block` result computed with ``rim``."""
     _, iy, ix = block_id
-    (top, bottom), (left, right) = rim_sizes(iy, grid[1], rim), rim_sizes(ix, grid[2], rim)
+    (top, bottom), (left, right) = block_margins(iy, grid[1], rim), block_margins(ix, grid[2], rim)
     return block[:, top : block.shape[1] - bottom, left : block.shape[2] - right]
 
 

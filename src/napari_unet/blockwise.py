@@ -30,7 +30,6 @@ from .block_objects import (
     disagreements,
     object_ids_dtype,
     objects_block,
-    rim_sizes,
     trim_rim,
 )
 from .bundle import Model
@@ -182,7 +181,7 @@ def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) ->
     rim = min(1, overlap)  # each block also gives its view of the first row and column of its neighbours
 
     def with_rim(chunks: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(size + sum(rim_sizes(i, chunks, rim)) for i, size in enumerate(chunks))
+        return tuple(size + sum(block_margins(i, chunks, rim)) for i, size in enumerate(chunks))
 
     grid = confident.chunks
     viewed = da.map_overlap(
