@@ -142,9 +142,9 @@ def store_zarr(
 
     Each block is computed, written and released, so memory stays bounded by a few blocks whatever
     the size of the image. ``scheduler`` is passed to dask (a ``dask.distributed`` client, say); None
-    runs on threads of this machine, with a progress bar on stderr if ``progress``. The delayed values
-    in ``also`` are computed in the same pass; ``finish(targets, their values)`` may then edit the
-    written arrays (by path) before they are moved into place.
+    runs on threads of this machine, with a progress bar on stderr if ``progress``. The dask
+    collections in ``also`` are computed in the same pass (sharing its tasks); ``finish(targets, their
+    values)`` may then edit the written arrays (by path) before they are moved into place.
     """
     import zarr
 

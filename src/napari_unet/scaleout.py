@@ -89,7 +89,7 @@ def dask_client(scheduler: str | None = None, workers: int = 0) -> Iterator[obje
 def merge_cut_objects(objects, border_pairs: Sequence[np.ndarray]) -> int:
     """Give every piece of an object cut by block borders the same id, in a written zarr array.
 
-    ``border_pairs`` are the computed :attr:`LazySegmentation.border_pairs`. Chunks are read one at a
+    ``border_pairs`` are the elements of the computed :attr:`LazySegmentation.border_pairs`. Chunks are read one at a
     time and rewritten only where an id changes. Returns the number of ids replaced.
     """
     keys, roots = merge_map(list(border_pairs))
@@ -138,13 +138,13 @@ def segment_to_zarr(
             arrays[out["objects"]] = result.objects
         if probabilities:
             arrays[out["probabilities"]] = result.probabilities
-        merge = None
-        if objects:  # objects larger than the overlap, cut by block borders, are made whole
+        also, merge = [], None
+        if result.border_pairs is not None:  # objects larger than the overlap, cut by block borders, made whole
+            also = [result.border_pairs]
 
             def merge(targets, values, path=out["objects"]):
-                merge_cut_objects(targets[path], list(values[0].ravel()) if values else [])
+                merge_cut_objects(targets[path], list(values[0].ravel()))
 
-        also = [result.border_pairs] if objects and result.border_pairs is not None else []
         store_zarr(arrays, overwrite, scheduler=client, progress=progress, also=also, finish=merge)
     yield BatchProgress(len(images), len(images), "")
     return outputs
