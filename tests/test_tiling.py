@@ -70,6 +70,30 @@ def test_tiles_start_on_the_pooling_grid():
     assert plan.pad_before == 92
 
 
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(1, 20000), tile=st.integers(1, 4500), depth=st.sampled_from([2, 3, 4]))
+def test_tiles_are_the_smallest_that_need_no_more_of_them(length, tile, depth):
+    from napari_unet.tiling import _offsets
+
+    geom = TileGeometry(depth)
+    plan = plan_axis(length, tile, geom)
+    largest = geom.valid_tile(tile)
+    assert plan.tile <= max(largest, geom.valid_tile(length + 2 * geom.halo))
+    assert all(o % geom.alignment == 0 for o in plan.offsets) and plan.offsets[-1] + plan.out >= length
+    assert plan.pad_after >= geom.halo
+    if geom.output_size(largest) < length:
+        assert len(plan.offsets) == len(_offsets(length, largest, geom))
+        smaller = plan.tile - 2**depth  # the next valid tile below
+        if geom.output_size(smaller) >= geom.alignment:
+            assert len(_offsets(length, smaller, geom)) > len(plan.offsets)
+
+
+def test_8192_pixels_in_five_tiles_of_1836():
+    plan = plan_axis(8192, 2140, TileGeometry(4))
+    assert (plan.tile, len(plan.offsets)) == (1836, 5)
+    assert plan.offsets[-1] + plan.out - 8192 < 16
+
+
 def test_small_image_gets_a_small_tile():
     plan = plan_axis(10, 2140, TileGeometry(4))
     assert plan.offsets == (0,) and plan.tile == 204

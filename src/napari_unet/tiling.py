@@ -74,12 +74,25 @@ class TileProgress:
     message: str = ""
 
 
+def _offsets(length: int, tile: int, geom: TileGeometry) -> tuple[int, ...]:
+    """Output offsets of tiles of ``tile`` pixels along ``length``.
+
+    Tiles step by the output size rounded down to the alignment; the last is pulled back as far as the
+    alignment allows.
+    """
+    out = geom.output_size(tile)
+    step = (out // geom.alignment) * geom.alignment
+    n = math.ceil((length - out) / step) + 1
+    last = min((n - 1) * step, math.ceil((length - out) / geom.alignment) * geom.alignment)
+    return (*(k * step for k in range(n - 1)), last)
+
+
 def plan_axis(length: int, tile: int, geom: TileGeometry) -> AxisPlan:
     """Place tiles along an axis of ``length`` pixels with input tiles of at most ``tile`` pixels.
 
-    An axis shorter than one tile's output gets a single, smaller tile; otherwise tiles step by the
-    output size rounded down to the alignment, and the last tile is pulled back as far as alignment
-    allows so that little is computed beyond the image.
+    An axis shorter than one tile's output gets a single, smaller tile. Otherwise the tiles are the
+    smallest that cover the axis in as few tiles as tiles of ``tile`` pixels would: 8192 pixels in 5 tiles
+    of 1844 rather than 5 of 2140 (26% less computed beyond the image and in overlaps).
     """
     halo = geom.halo
     tile = geom.valid_tile(tile)
@@ -87,11 +100,12 @@ def plan_axis(length: int, tile: int, geom: TileGeometry) -> AxisPlan:
         tile = geom.valid_tile(length + 2 * halo)
         offsets: tuple[int, ...] = (0,)
     else:
-        out = geom.output_size(tile)
-        step = (out // geom.alignment) * geom.alignment
-        n = math.ceil((length - out) / step) + 1
-        last = min((n - 1) * step, math.ceil((length - out) / geom.alignment) * geom.alignment)
-        offsets = (*(k * step for k in range(n - 1)), last)
+        n = len(_offsets(length, tile, geom))
+        smallest = geom.valid_tile(math.ceil(length / n) + 2 * halo)
+        while smallest < tile and len(_offsets(length, smallest, geom)) > n:
+            smallest = geom.valid_tile(smallest + 1)
+        tile = min(smallest, tile)
+        offsets = _offsets(length, tile, geom)
     out = geom.output_size(tile)
     pad_after = offsets[-1] + tile - halo - length
     return AxisPlan(tile=tile, out=out, offsets=offsets, pad_before=halo, pad_after=pad_after)
