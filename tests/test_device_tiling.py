@@ -24,6 +24,73 @@ def test_same_result_as_the_host_path(tiny_model, shape, tile, batch):
 
 
 def test_only_images_that_fit_a_quarter_of_the_free_memory_stay_on_the_device():
-    shape = (1, 1, 8192, 8192)  # 256 MiB of pixels, 512 MiB of probabilities for two classes
-    assert fits_on_device(shape, 2, 92, free_bytes=80 << 30)
-    assert not fits_on_device(shape, 2, 92, free_bytes=2 << 30)
+    shape = (1, 1, 8192, 8192)  # 256 MiB of float32 pixels, 512 MiB while a channel is normalised
+    assert fits_on_device(shape, 92, free_bytes=80 << 30)
+    assert not fits_on_device(shape, 92, free_bytes=2 << 30)
+    assert fits_on_device(shape, 92, 6 << 30, itemsize=1) and not fits_on_device(shape, 92, 6 << 30, itemsize=8)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 501, 4096])
+def test_percentiles_are_numpys_to_the_last_bit(n):
+    import torch
+
+    from napari_unet.device_tiling import percentiles_like_numpy
+
+    rng = np.random.default_rng(n)
+    percents = (0.0, 1.0, 37.5, 50.0, 99.8, 100.0)
+    for values in (rng.normal(size=n) * 1e3, rng.integers(0, 5, n).astype(float), np.full(n, 7.25)):
+        ours = percentiles_like_numpy(torch.sort(torch.from_numpy(values)).values, percents)
+        assert ours == [float(v) for v in np.percentile(values, percents)]
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "int16", "int32", "float32", "float64", "bool"])
+def test_normalisation_on_the_device_is_numpys(dtype):
+    import torch
+
+    from napari_unet.device_tiling import device_ranges, normalize_on_device, upload
+    from napari_unet.normalize import Normalization
+
+    rng = np.random.default_rng(0)
+    planes = (rng.gamma(2.0, 40000.0 if dtype in ("uint16", "uint32") else 60.0, (2, 3, 70, 90))).astype(dtype)
+    if dtype.startswith("float"):
+        planes[0, 1, :5] = np.nan
+        planes[1, 2, 3:7, 10] = np.inf
+        planes[:, 0] = -np.inf  # a channel without one finite value
+    normalization = Normalization(low=2.0, high=99.5)
+    on_device = upload(planes, torch.device("cpu"))
+    np.testing.assert_array_equal(on_device.numpy(), planes.astype(on_device.numpy().dtype))
+    ranges = device_ranges(normalization, on_device)
+    assert ranges == normalization.ranges(planes)
+    np.testing.assert_array_equal(normalize_on_device(on_device, ranges).numpy(), normalization.apply(planes))
+
+
+def test_device_path_gives_the_classes_of_the_host_path(tiny_model):
+    from napari_unet import iter_segment
+
+    image = np.random.default_rng(3).gamma(2.0, 9000.0, size=(2, 130, 150)).astype(np.uint16)
+    host = drain(iter_segment(tiny_model, image, PredictConfig(device="cpu", tile=60, on_device=False)))
+    resident = drain(iter_segment(tiny_model, image, PredictConfig(device="cpu", tile=60, on_device=True)))
+    np.testing.assert_array_equal(resident.probabilities, host.probabilities)
+    np.testing.assert_array_equal(resident.classes, host.classes)
+    assert resident.classes.dtype == np.uint8 and resident.classes.shape == image.shape
+    np.testing.assert_array_equal(resident.objects, host.objects)
+
+
+@pytest.mark.gpu
+def test_device_path_on_a_gpu_matches_the_host_path(tiny_model, monkeypatch):
+    import torch
+
+    from napari_unet import iter_segment
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    allocated = torch.cuda.memory_allocated()
+    image = np.random.default_rng(4).gamma(2.0, 9000.0, size=(3, 700, 900)).astype(np.uint16)
+    config = {"device": "cuda", "tile": 252, "batch_size": 3, "amp": False}
+    host = drain(iter_segment(tiny_model, image, PredictConfig(**config, on_device=False)))
+    resident = drain(iter_segment(tiny_model, image, PredictConfig(**config, on_device=True)))
+    np.testing.assert_allclose(resident.probabilities, host.probabilities, atol=1e-5)
+    sure = np.abs(host.probabilities[0] - host.probabilities[1]) > 1e-3
+    np.testing.assert_array_equal(resident.classes[sure], host.classes[sure])
+    assert torch.cuda.memory_allocated() == allocated

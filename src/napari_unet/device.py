@@ -87,6 +87,15 @@ def _is_channels_last(module: torch.nn.Module) -> bool:
 
 
 @contextlib.contextmanager
+def released(device: torch.device) -> Iterator[None]:
+    """Run a job, then give the device's cached memory back (to napari and other programs)."""
+    try:
+        yield
+    finally:
+        release(device)
+
+
+@contextlib.contextmanager
 def on_device(module: torch.nn.Module, device: torch.device, channels_last: bool = False) -> Iterator[None]:
     """Run a job with ``module`` on ``device``, then put it back where it was.
 

@@ -11,8 +11,16 @@ import torch
 from . import device as devices
 from . import geometry
 from .bundle import Model
-from .device_tiling import fits_on_device, predict_tiled_on_device, tensor_predictor, to_host
+from .device_tiling import (
+    device_ranges,
+    fits_on_device,
+    normalize_on_device,
+    predict_tiled_on_device,
+    tensor_predictor,
+    upload,
+)
 from .errors import ResourceError
+from .fused import FusedUNet, can_fuse
 from .layout import from_planes, infer_layout, to_planes
 from .objects import (
     THRESHOLD_OUTLINED,
@@ -44,9 +52,13 @@ class PredictConfig:
     objects : ObjectConfig
         How classes become objects.
     on_device : bool or None
-        Keep the image, the tiles and the result on the compute device (one copy each way) rather than
-        cutting and stitching tiles on the host; None (default): on CUDA GPUs when the image fits in a
-        quarter of the free memory. Both give the same result.
+        Normalise, cut tiles, stitch and take the classes on the compute device (the image goes over once,
+        results come back while the next tiles compute) rather than on the host; None (default): on CUDA
+        GPUs when the image fits in a quarter of the free memory. Both give the same result.
+    fuse : bool or None
+        Run a frozen copy of the network with each convolution, its bias or batch norm and its ReLU in one
+        cuDNN kernel (see :mod:`napari_unet.fused`); None (default): on CUDA GPUs, for networks without
+        group norm.
     """
 
     tile: int = 0
@@ -56,6 +68,7 @@ class PredictConfig:
     test_time_augmentation: bool = False
     objects: ObjectConfig = field(default_factory=ObjectConfig)
     on_device: bool | None = None
+    fuse: bool | None = None
 
 
 @dataclass
@@ -183,59 +196,115 @@ def predict_probabilities(
     channel axis; it is normalised as the model was trained (with the percentile values
     ``normalization_ranges`` if given, say those of the whole image when ``image`` is a crop of it).
     """
+    probabilities, _ = yield from _predict(model, image, config, channel_axis, normalization_ranges)
+    return probabilities
+
+
+def _predict(
+    model: Model,
+    image: np.ndarray,
+    config: PredictConfig,
+    channel_axis: int | None = None,
+    normalization_ranges: list[tuple[float, float]] | None = None,
+) -> Generator[TileProgress, None, tuple[np.ndarray, np.ndarray | None]]:
+    """Probabilities (K, *spatial shape), and the classes when they were computed on the device."""
     layout = infer_layout(np.shape(image), model.in_channels, channel_axis)
-    planes = model.normalization.apply(to_planes(np.asarray(image), layout), normalization_ranges)
+    raw = to_planes(np.asarray(image), layout)
     device = devices.select_device(config.device)
     geom = TileGeometry(model.config.depth, model.config.padding)
-    tile, batch = job_size(model, device, config, planes.shape[-2:])
-    resident = keep_on_device(config, device, planes.shape, model.n_classes, geom)
+    tile, batch = job_size(model, device, config, raw.shape[-2:])
+    resident = keep_on_device(config, device, raw.shape, raw.dtype.itemsize, geom)
+    planes = None if resident else model.normalization.apply(raw, normalization_ranges)
     was_training = model.net.training
     model.net.eval()
     try:
-        with devices.on_device(model.net, device, channels_last=True):
-            predictor = batch_predictor(model.net, device, config.amp)
-            if config.test_time_augmentation:
-                predictor = with_test_time_augmentation(predictor)
-            while True:
-                try:
-                    if resident:
-                        probs = yield from _predict_resident(model, planes, geom, tile, batch, device, config.amp)
-                    else:
-                        probs = yield from predict_tiled(predictor, planes, model.n_classes, geom, tile, batch)
-                    break
-                except torch.OutOfMemoryError:
-                    devices.release(device)
-                    tile, batch = smaller_job(tile, batch, geom)
-                    yield TileProgress(0, 0, f"GPU memory full: retrying with tile {tile} and batch {batch}")
+        fused = fuses(model, device, config)
+        # a fused copy is made on the device straight from the network, which stays where it is
+        with devices.released(device) if fused else devices.on_device(model.net, device, channels_last=True):
+            net = FusedUNet(model.net, dtype=inference_dtype(device, config.amp), device=device) if fused else model.net
+            try:
+                probs, classes = yield from _predict_with_retries(
+                    model, net, raw, planes, normalization_ranges, geom, tile, batch, device, config
+                )
+            finally:
+                del net  # a fused copy's GPU memory is freed before the device's cache is emptied
     finally:
         model.net.train(was_training)
-    return np.moveaxis(from_planes(probs, layout), -3, 0)
+    probabilities = np.moveaxis(from_planes(probs, layout), -3, 0)
+    return probabilities, None if classes is None else from_planes(classes, layout)
+
+
+def _predict_with_retries(
+    model: Model,
+    net: torch.nn.Module,
+    raw: np.ndarray,
+    planes: np.ndarray | None,
+    ranges: list[tuple[float, float]] | None,
+    geom: TileGeometry,
+    tile: int,
+    batch: int,
+    device: torch.device,
+    config: PredictConfig,
+) -> Generator[TileProgress, None, tuple[np.ndarray, np.ndarray | None]]:
+    """Tiled prediction with ``net`` on the device (normalised ``planes``) or the host; smaller after an OOM."""
+    predictor = batch_predictor(net, device, config.amp)
+    if config.test_time_augmentation:
+        predictor = with_test_time_augmentation(predictor)
+    while True:
+        try:
+            if planes is None:
+                return (yield from _predict_resident(model, net, raw, ranges, geom, tile, batch, device, config.amp))
+            return (yield from predict_tiled(predictor, planes, model.n_classes, geom, tile, batch)), None
+        except torch.OutOfMemoryError:
+            devices.release(device)
+            tile, batch = smaller_job(tile, batch, geom)
+            yield TileProgress(0, 0, f"GPU memory full: retrying with tile {tile} and batch {batch}")
 
 
 def keep_on_device(
-    config: PredictConfig, device: torch.device, planes_shape: tuple[int, ...], n_outputs: int, geom: TileGeometry
+    config: PredictConfig, device: torch.device, planes_shape: tuple[int, ...], itemsize: int, geom: TileGeometry
 ) -> bool:
     """Whether to tile on the device (see ``PredictConfig.on_device``); never with test-time augmentation."""
     if config.test_time_augmentation:
         return False
     if config.on_device is not None:
         return config.on_device
-    return device.type == "cuda" and fits_on_device(planes_shape, n_outputs, geom.halo, devices.free_memory(device))
+    return device.type == "cuda" and fits_on_device(planes_shape, geom.halo, devices.free_memory(device), itemsize)
+
+
+def fuses(model: Model, device: torch.device, config: PredictConfig) -> bool:
+    """Whether to predict with a fused copy of the network (``PredictConfig.fuse``)."""
+    fuse = config.fuse if config.fuse is not None else device.type == "cuda"
+    return fuse and can_fuse(model.net)
+
+
+def inference_dtype(device: torch.device, amp: bool) -> torch.dtype:
+    """The precision a fused copy computes in: the device's mixed precision, else float32."""
+    return (devices.autocast_dtype(device) if amp else None) or torch.float32
 
 
 def _predict_resident(
-    model: Model, planes: np.ndarray, geom: TileGeometry, tile: int, batch: int, device: torch.device, amp: bool
-) -> Generator[TileProgress, None, np.ndarray]:
-    """:func:`predict_tiled_on_device` from and to numpy: the image goes over once, the result comes back once."""
-    on_device = torch.from_numpy(np.ascontiguousarray(planes)).to(device)
-    predictor = tensor_predictor(
-        model.net, device, lambda: devices.autocast(device, amp), device.type in ("cuda", "cpu")
-    )
+    model: Model,
+    net: torch.nn.Module,
+    raw: np.ndarray,
+    ranges: list[tuple[float, float]] | None,
+    geom: TileGeometry,
+    tile: int | tuple[int, int],
+    batch: int,
+    device: torch.device,
+    amp: bool,
+) -> Generator[TileProgress, None, tuple[np.ndarray, np.ndarray]]:
+    """:func:`predict_tiled_on_device` from raw planes: the image goes over once, in its own data type."""
+    on_device = upload(raw, device)
+    ranges = ranges or device_ranges(model.normalization, on_device)
+    planes = normalize_on_device(on_device, ranges)
+    del on_device
+    predictor = tensor_predictor(net, device, lambda: devices.autocast(device, amp), device.type in ("cuda", "cpu"))
     try:
-        result = yield from predict_tiled_on_device(predictor, on_device, model.n_classes, geom, tile, batch)
-        return to_host(result)
+        result = yield from predict_tiled_on_device(predictor, planes, model.n_classes, geom, tile, batch)
+        return result.probabilities, result.classes
     finally:
-        del on_device
+        del planes
 
 
 #: A training session whose painted objects touch painted background at this share of their pixels or
@@ -282,8 +351,9 @@ def iter_segment(
     channel_axis: int | None = None,
 ) -> Generator[TileProgress, None, Segmentation]:
     """Segment an image: probabilities, then classes, then (optionally) objects; yields tile progress."""
-    probabilities = yield from predict_probabilities(model, image, config, channel_axis)
-    classes = probabilities_to_classes(probabilities)
+    probabilities, classes = yield from _predict(model, image, config, channel_axis)
+    if classes is None:
+        classes = probabilities_to_classes(probabilities)
     instances = None
     if objects:
         instances = classes_to_objects(classes, object_config_for(model, config.objects), probabilities)

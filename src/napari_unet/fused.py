@@ -1,0 +1,113 @@
+"""An inference copy of a U-Net that runs each convolution with its bias or batch norm and its ReLU as one.
+
+Eager PyTorch runs a convolution block as a convolution, a bias (or batch norm) pass and a ReLU pass
+over the whole activation; at the first level of the paper's network each pass moves as many bytes as
+the convolution needs time. On CUDA, cuDNN's fused convolution + bias + ReLU
+(``torch.cudnn_convolution_relu``) does the three in one kernel; batch norm in eval mode is folded into
+the convolution's weights and bias first. The copy holds its weights in the compute precision (bf16 on
+recent GPUs), so no cast runs per call. Elsewhere the same folded arithmetic runs unfused, which lets it
+be checked on any machine.
+
+Group norm takes its statistics from each tile, so it cannot be folded: such networks are not fused.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .model import ConvBlock, UNet, center_crop
+
+
+def can_fuse(net: nn.Module) -> bool:
+    """Whether ``net`` is a U-Net whose blocks fold into fused convolutions (no group norm)."""
+    return isinstance(net, UNet) and net.config.norm in ("none", "batch")
+
+
+def _folded(conv: nn.Conv2d, norm: nn.Module, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights and bias of ``conv`` followed by ``norm`` (batch norm in eval mode, or nothing), in float64.
+
+    The parameters go to ``device`` first (one float32 copy) and are folded there.
+    """
+
+    def get(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.detach().to(device).double().clone()  # a copy even when nothing needs converting
+
+    weight = get(conv.weight)
+    bias = get(conv.bias) if conv.bias is not None else torch.zeros(weight.shape[0], device=device).double()
+    if isinstance(norm, nn.BatchNorm2d):
+        scale = get(norm.weight) / torch.sqrt(get(norm.running_var) + norm.eps)
+        weight = weight * scale[:, None, None, None]
+        bias = (bias - get(norm.running_mean)) * scale + get(norm.bias)
+    return weight, bias
+
+
+class FusedConvBlock(nn.Module):
+    """Two fused 3x3 convolution + bias + ReLU steps, from a :class:`napari_unet.model.ConvBlock`."""
+
+    def __init__(self, block: ConvBlock, dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
+        conv1, norm1, _, conv2, norm2, _ = block
+        self.padding = conv1.padding[0]
+        for index, (conv, norm) in enumerate(((conv1, norm1), (conv2, norm2)), start=1):
+            weight, bias = _folded(conv, norm, device)
+            memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+            weight = weight.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
+            self.register_buffer(f"weight{index}", weight)
+            self.register_buffer(f"bias{index}", bias.to(device=device, dtype=dtype))
+
+    def _conv_relu(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        pad = (self.padding, self.padding)
+        if x.is_cuda:
+            return torch.cudnn_convolution_relu(x, weight, bias, (1, 1), pad, (1, 1), 1)
+        return F.relu(F.conv2d(x, weight, bias, padding=pad))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Both steps."""
+        x = self._conv_relu(x, self.weight1, self.bias1)
+        return self._conv_relu(x, self.weight2, self.bias2)
+
+
+class FusedUNet(nn.Module):
+    """A frozen inference copy of a :class:`napari_unet.model.UNet` in ``dtype`` on ``device``.
+
+    The network itself may stay where it is (on the CPU between jobs): only the copy goes to ``device``.
+    Takes a float batch of any precision, returns logits in ``dtype``; the original is not changed and
+    later changes to it are not seen (make a new copy after training).
+    """
+
+    def __init__(self, net: UNet, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> None:
+        super().__init__()
+        if not can_fuse(net):
+            raise ValueError("only U-Nets without group norm can be fused")
+        device = device or next(net.parameters()).device
+        self.dtype = dtype
+        self.down = nn.ModuleList(FusedConvBlock(block, dtype, device) for block in net.down)
+        self.bottom = FusedConvBlock(net.bottom, dtype, device)
+        self.up_blocks = nn.ModuleList(FusedConvBlock(block, dtype, device) for block in net.up_blocks)
+        memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        copies = [nn.ConvTranspose2d(u.in_channels, u.out_channels, 2, stride=2) for u in net.up]
+        for copy, up in zip(copies, net.up, strict=True):
+            copy.load_state_dict(up.state_dict())
+        self.up = nn.ModuleList(copies).to(device=device, dtype=dtype, memory_format=memory_format)
+        self.head = nn.Conv2d(net.head.in_channels, net.head.out_channels, 1)
+        self.head.load_state_dict(net.head.state_dict())
+        self.head.to(device=device, dtype=dtype, memory_format=memory_format)
+        self.eval()
+        self.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits (in ``dtype``) for a batch of images."""
+        x = x.to(self.dtype)
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottom(x)
+        for up, block in zip(self.up, self.up_blocks, strict=True):
+            x = up(x)
+            skip = center_crop(skips.pop(), x.shape[-2], x.shape[-1])
+            x = block(torch.cat([skip, x], dim=1))
+        return self.head(x)

@@ -1,0 +1,73 @@
+"""The fused inference copy computes what the network computes (the unfused arithmetic, on the CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_unet.fused import FusedUNet, can_fuse
+from napari_unet.model import UNet, UNetConfig
+
+from .conftest import cuda
+
+
+def _trained_looking(config: UNetConfig) -> UNet:
+    """A network whose batch norms have non-trivial statistics and affine parameters."""
+    net = UNet(config).double()
+    generator = torch.Generator().manual_seed(0)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            channels = module.num_features
+            module.running_mean.copy_(torch.randn(channels, generator=generator, dtype=torch.float64))
+            module.running_var.copy_(torch.rand(channels, generator=generator, dtype=torch.float64) + 0.5)
+            module.weight.data.copy_(torch.randn(channels, generator=generator, dtype=torch.float64))
+            module.bias.data.copy_(torch.randn(channels, generator=generator, dtype=torch.float64))
+    return net.eval()
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_fused_copy_computes_the_same_logits(norm, padding):
+    config = UNetConfig(depth=2, base_filters=4, norm=norm, padding=padding, in_channels=2, n_classes=3, dropout=0.5)
+    net = _trained_looking(config)
+    x = torch.randn(2, 2, 108, 92, dtype=torch.float64)
+    fused = FusedUNet(net, dtype=torch.float64)
+    with torch.no_grad():
+        expected = net(x)
+        torch.testing.assert_close(fused(x), expected, rtol=1e-10, atol=1e-10)
+        net.down[0][0].weight.add_(1.0)  # a frozen copy: later changes to the network are not seen
+        torch.testing.assert_close(fused(x), expected, rtol=1e-10, atol=1e-10)
+    assert not any(p.requires_grad for p in fused.parameters())
+
+
+def test_group_norm_is_not_fused():
+    net = UNet(UNetConfig(depth=2, base_filters=8, norm="group"))
+    assert not can_fuse(net)
+    with pytest.raises(ValueError, match="group norm"):
+        FusedUNet(net)
+
+
+@cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_fused_cudnn_kernels_match_on_a_gpu(norm):
+    net = _trained_looking(UNetConfig(depth=3, base_filters=16, norm=norm)).float().cuda()
+    x = torch.randn(2, 1, 316, 316, device="cuda").contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        reference = net.double()(x.double()).float()
+        fused = FusedUNet(net.float(), dtype=torch.bfloat16)(x).float()
+    error = (fused - reference).norm() / reference.norm()
+    assert error < 2e-2, error
+
+
+def test_prediction_with_the_fused_copy_matches_and_leaves_the_network_alone(tiny_model):
+    import numpy as np
+
+    from napari_unet import PredictConfig, drain, predict_probabilities
+
+    image = np.random.default_rng(0).random((120, 140)).astype(np.float32)
+    state = {k: v.clone() for k, v in tiny_model.net.state_dict().items()}
+    fused = drain(predict_probabilities(tiny_model, image, PredictConfig(device="cpu", fuse=True, tile=92)))
+    plain = drain(predict_probabilities(tiny_model, image, PredictConfig(device="cpu", fuse=False, tile=92)))
+    np.testing.assert_allclose(fused, plain, atol=1e-5)
+    assert all(torch.equal(v, tiny_model.net.state_dict()[k]) for k, v in state.items())
