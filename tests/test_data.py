@@ -93,3 +93,27 @@ def test_outlined_fraction_tells_scribbles_from_whole_objects(scribbled, tiny_mo
     assert prepare(tiny_model, [image], [annotation], config).outlined_fraction < 0.05  # centres, far background
     outlined = instances_to_annotation(objects, 2, gap=True, ring=2)
     assert prepare(tiny_model, [image], [outlined], config).outlined_fraction > 0.1
+
+
+@pytest.mark.parametrize("shape", [(1, 50, 70), (2, 9, 1), (1, 1, 1), (1, 300, 40)])
+def test_windows_mirror_images_and_zero_pad_labels_like_numpy(shape):
+    from napari_unet.data import _mirrored_window, _zero_padded_window
+
+    rng = np.random.default_rng(0)
+    array = rng.random(shape).astype(np.float32)
+    labels = rng.integers(0, 3, shape[1:]).astype(np.uint8)
+    for size in (1, 7, 64, 150):
+        for top, left in rng.integers(-2 * size - 80, 2 * size + 80, (25, 2)):
+            out = np.full((shape[0], size, size), np.nan, dtype=np.float32)
+            _mirrored_window(out, array, int(top), int(left))
+            pad = 4 * size + 400
+            big = array  # reflected along each axis, or repeated where the axis is one pixel long
+            for axis in (1, 2):
+                widths = [(pad, pad) if a == axis else (0, 0) for a in range(3)]
+                big = np.pad(big, widths, mode="reflect" if shape[axis] > 1 else "edge")
+            expected = big[:, pad + top : pad + top + size, pad + left : pad + left + size]
+            np.testing.assert_array_equal(out, expected)
+            window = np.full((size, size), 99, dtype=np.uint8)
+            _zero_padded_window(window, labels, int(top), int(left))
+            zeros = np.pad(labels, pad)[pad + top : pad + top + size, pad + left : pad + left + size]
+            np.testing.assert_array_equal(window, zeros)

@@ -74,6 +74,11 @@ class TrainingData:
         """Pixels held out for validation."""
         return int(sum((p.val_labels > 0).sum() for p in self.planes))
 
+    @property
+    def label_dtype(self) -> np.dtype:
+        """The smallest integer type that holds every class value (uint8 for up to 255 classes)."""
+        return np.dtype(np.uint8 if self.n_classes <= 255 else np.int32)
+
     def sample_batch(
         self,
         batch_size: int,
@@ -81,6 +86,7 @@ class TrainingData:
         output: int,
         rng: np.random.Generator,
         painted_fraction: float = 0.9,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cut a batch of square windows; most are placed so that a painted pixel falls in the output.
 
@@ -97,16 +103,22 @@ class TrainingData:
         painted_fraction : float
             Share of windows centred near a painted pixel (each class equally often); the rest are
             placed uniformly.
+        out : (numpy.ndarray, numpy.ndarray, numpy.ndarray), optional
+            Arrays of the returned shapes and types to write into (page-locked memory for a GPU, say).
 
         Returns
         -------
         images, labels, weights : numpy.ndarray
-            (B, C, window, window) float32, (B, window, window) int64, (B, window, window) float32.
-            Outside the plane, images are mirrored and labels unlabelled.
+            (B, C, window, window) float32, (B, window, window) :attr:`label_dtype`, (B, window, window)
+            float32. Outside the plane, images are mirrored and labels unlabelled.
         """
-        images = np.empty((batch_size, self.in_channels, window, window), dtype=np.float32)
-        labels = np.zeros((batch_size, window, window), dtype=np.int64)
-        weights = np.zeros((batch_size, window, window), dtype=np.float32)
+        if out is None:
+            out = (
+                np.empty((batch_size, self.in_channels, window, window), dtype=np.float32),
+                np.empty((batch_size, window, window), dtype=self.label_dtype),
+                np.empty((batch_size, window, window), dtype=np.float32),
+            )
+        images, labels, weights = out
         jitter = max(output // 2 - 1, 0)
         for b in range(batch_size):
             if self._painted and rng.random() < painted_fraction:
@@ -120,24 +132,63 @@ class TrainingData:
                 cy, cx = rng.integers(h), rng.integers(w)
             plane = self.planes[p]
             top, left = int(cy) - window // 2, int(cx) - window // 2
-            images[b] = _window(plane.image, top, left, window, "reflect")
-            labels[b] = _window(plane.labels, top, left, window, "constant")
-            weights[b] = _window(plane.weights, top, left, window, "constant")
+            _mirrored_window(images[b], plane.image, top, left)
+            _zero_padded_window(labels[b], plane.labels, top, left)
+            _zero_padded_window(weights[b], plane.weights, top, left)
         return images, labels, weights
 
 
-def _window(array: np.ndarray, top: int, left: int, size: int, mode: str) -> np.ndarray:
-    """A size x size window of the last two axes starting at (top, left), padded where it leaves the array."""
+def _reflected(start: int, size: int, length: int) -> np.ndarray:
+    """Indices ``start .. start + size - 1`` mirrored into ``0 .. length - 1`` (numpy's "reflect" padding)."""
+    index = np.arange(start, start + size)
+    if length == 1:
+        return np.zeros(size, dtype=np.intp)
+    period = 2 * (length - 1)
+    index = np.abs(index) % period
+    return np.where(index >= length, period - index, index)
+
+
+def _runs(index: np.ndarray) -> list[tuple[int, int, slice]]:
+    """Split indices into runs of consecutive ones, up or down: (start, stop in ``index``, source slice)."""
+    runs = []
+    start = 0
+    while start < len(index):
+        stop = start + 1
+        step = int(index[stop] - index[start]) if stop < len(index) else 1
+        if abs(step) != 1:
+            step = 1
+        while stop < len(index) and index[stop] - index[stop - 1] == step:
+            stop += 1
+        first, last = int(index[start]), int(index[stop - 1])
+        end = last + step if last + step >= 0 else None
+        runs.append((start, stop, slice(first, end, step)))
+        start = stop
+    return runs
+
+
+def _mirrored_window(out: np.ndarray, array: np.ndarray, top: int, left: int) -> None:
+    """Write the window of ``array`` (C, H, W) at (top, left) into ``out`` (C, h, w), mirrored outside.
+
+    The mirrored index ranges are runs of consecutive rows and columns, so the window is a few block
+    copies (nine at most for a window smaller than the plane) rather than a gather of every pixel.
+    """
+    size_y, size_x = out.shape[-2:]
     h, w = array.shape[-2:]
+    for y0, y1, rows in _runs(_reflected(top, size_y, h)):
+        for x0, x1, cols in _runs(_reflected(left, size_x, w)):
+            out[..., y0:y1, x0:x1] = array[..., rows, cols]
+
+
+def _zero_padded_window(out: np.ndarray, array: np.ndarray, top: int, left: int) -> None:
+    """Write the window of ``array`` (H, W) at (top, left) into ``out`` (h, w), zero outside."""
+    size_y, size_x = out.shape
+    h, w = array.shape
     y0, x0 = max(top, 0), max(left, 0)
-    y1, x1 = min(top + size, h), min(left + size, w)
-    inner = array[..., y0:y1, x0:x1]
-    if inner.shape[-2:] == (size, size):
-        return inner
-    pads = [(0, 0)] * (array.ndim - 2) + [(y0 - top, top + size - y1), (x0 - left, left + size - x1)]
-    if mode == "reflect" and min(inner.shape[-2:]) > 0:
-        return np.pad(inner, pads, mode="reflect") if min(inner.shape[-2:]) > 1 else np.pad(inner, pads, "edge")
-    return np.pad(inner, pads, mode="constant")
+    y1, x1 = min(top + size_y, h), min(left + size_x, w)
+    if (y0, x0, y1, x1) != (top, left, top + size_y, left + size_x):
+        out[...] = 0
+    if y1 > y0 and x1 > x0:
+        out[y0 - top : y1 - top, x0 - left : x1 - left] = array[y0:y1, x0:x1]
 
 
 def check_annotation(annotation: np.ndarray, expected_shape: tuple[int, ...], n_classes: int) -> np.ndarray:
