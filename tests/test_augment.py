@@ -3,8 +3,9 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.nn import functional as F
 
-from napari_unet.augment import AugmentConfig, augment_batch, elastic_field
+from napari_unet.augment import AugmentConfig, affine_grid, affine_matrices, augment_batch, elastic_field
 
 IDENTITY = AugmentConfig(elastic_sigma=0, rotate=False, flip=False, scale=0, shift=0, contrast=0, brightness=0, noise=0)
 
@@ -89,3 +90,11 @@ def test_non_square_patches(shape):
         (shape[1] // 2, shape[2] // 2),
     )
     assert out[0].shape == (shape[0], 1, shape[1] // 2, shape[2] // 2)
+
+
+@pytest.mark.filterwarnings("ignore:Since version 1.3.0, affine_grid")  # torch on unit-size grids
+@pytest.mark.parametrize("out_shape", [(40, 30), (1, 5)])
+def test_elementwise_affine_grid_matches_torch(out_shape):
+    matrices = affine_matrices(3, out_shape, (60, 50), AugmentConfig(), torch.Generator().manual_seed(0))
+    expected = F.affine_grid(matrices, [3, 1, *out_shape], align_corners=True)
+    torch.testing.assert_close(affine_grid(matrices, out_shape), expected)

@@ -1,10 +1,11 @@
 import itertools
+import math
 
 import numpy as np
 import pytest
 import torch
 
-from napari_unet import TrainConfig, drain, fit, new_model, segment
+from napari_unet import TrainConfig, drain, fit, new_model, segment, trainer
 from napari_unet.errors import TrainingError
 from napari_unet.metrics import foreground_iou
 from napari_unet.train import learning_rate_at
@@ -26,12 +27,16 @@ def test_fit_yields_progress_and_learns(scribbled):
     assert model.history[-1]["steps"] == 150 and not model.net.training
 
 
-def test_fit_stops_cleanly_mid_run_and_leaves_a_usable_model(tiny_model, scribbled):
+def test_fit_stops_cleanly_mid_run_and_leaves_a_usable_model(tiny_model, scribbled, monkeypatch):
     image, annotation, _ = scribbled
+    updates = []
+    real_update = torch.amp.GradScaler.step
+    monkeypatch.setattr(torch.amp.GradScaler, "step", lambda *args: updates.append(1) or real_update(*args))
     job = fit(tiny_model, [image], [annotation], FAST)
     seen = list(itertools.islice(job, 7))
     job.close()
     assert seen[-1].step == 7
+    assert len(updates) == 7  # the loop reads losses a step late, but no step after the last record has begun
     assert tiny_model.history[-1]["steps"] == 7 and tiny_model.history[-1]["ended"] == "stopped"
     assert next(tiny_model.net.parameters()).device.type == "cpu" and not tiny_model.net.training
     result = segment(tiny_model, image)
@@ -73,6 +78,79 @@ def test_diverging_loss_stops_with_the_last_good_model(tiny_model, scribbled):
     assert "NaN" in records[-1].message
     assert all(torch.isfinite(p).all() for p in tiny_model.net.parameters())
     assert all(torch.equal(a, b) for a, b in zip(good, tiny_model.net.parameters(), strict=True))
+
+
+GPU = [cuda, pytest.mark.gpu]
+
+
+@pytest.mark.parametrize(
+    ("device", "optimizer", "bad_step"),
+    [
+        ("cpu", "adamw", 3),
+        ("cpu", "sgd", 1),
+        pytest.param("cuda", "adamw", 3, marks=GPU),
+        pytest.param("cuda", "sgd", 1, marks=GPU),  # fused SGD: a skipped first step must not spoil momentum
+    ],
+)
+def test_a_non_finite_step_changes_nothing_and_records_carry_their_own_loss(
+    scribbled, monkeypatch, device, optimizer, bad_step
+):
+    image, annotation, _ = scribbled
+    model = new_model("light", ["nucleus"], depth=2, base_filters=4, seed=0)
+    losses: list[float] = []  # of every step launched, the NaN one included
+    real_loss = trainer.weighted_cross_entropy
+
+    def loss(*args):
+        value = real_loss(*args)
+        if len(losses) + 1 == bad_step:
+            value = value * math.nan
+        losses.append(float(value.detach()))
+        return value
+
+    unchanged = []
+    real_step = trainer.TrainingRun.one_step
+
+    def one_step(run, *args):
+        before = [p.detach().clone() for p in run.net.parameters()]
+        launched = real_step(run, *args)
+        if len(losses) == bad_step:
+            unchanged.append(all(torch.equal(a, b) for a, b in zip(before, run.net.parameters(), strict=True)))
+        return launched
+
+    monkeypatch.setattr(trainer, "weighted_cross_entropy", loss)
+    monkeypatch.setattr(trainer.TrainingRun, "one_step", one_step)
+    config = TrainConfig(steps=6, batch_size=2, patch_size=60, optimizer=optimizer, validate_every=4, device=device)
+    records = list(fit(model, [image], [annotation], config))
+    assert unchanged == [True]
+    assert [r.step for r in records[:-1]] == list(range(1, 7)) and records[-1].message == "finished"
+    assert len(losses) == 7 and math.isnan(losses[bad_step - 1])
+    assert [r.loss for r in records[:-1]] == [v for v in losses if math.isfinite(v)]  # step k's, not k-1's
+    assert model.history[-1]["steps"] == 6
+    assert all(torch.isfinite(p).all() for p in model.net.parameters())
+
+
+@cuda
+@pytest.mark.gpu
+def test_gpu_steps_are_queued_without_waiting_for_the_gpu(scribbled, monkeypatch):
+    image, annotation, _ = scribbled
+
+    def strict(method):
+        def run(*args):
+            torch.cuda.set_sync_debug_mode("error")  # raises on .item(), blocking copies, synchronize ...
+            try:
+                return method(*args)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+
+        return run
+
+    for name in ("batch", "one_step"):  # making a batch and launching its step: all the per-step work
+        monkeypatch.setattr(trainer.TrainingRun, name, strict(getattr(trainer.TrainingRun, name)))
+    model = new_model("light", ["nucleus"], depth=2, base_filters=8, seed=0)
+    config = TrainConfig(steps=20, batch_size=4, patch_size=60, device="cuda", amp=True, validate_every=10)
+    records = list(fit(model, [image], [annotation], config))
+    assert [r.step for r in records[:-1]] == list(range(1, 21)) and records[-1].message == "finished"
+    assert all(math.isfinite(r.loss) for r in records)
 
 
 def test_paper_recipe_is_available(tiny_model, scribbled):

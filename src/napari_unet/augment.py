@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from .device import to_device
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -102,14 +104,34 @@ def elastic_field(
     in_shape: tuple[int, int],
     config: AugmentConfig,
     gen: torch.Generator,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
-    """Displacement field (B, H, W, 2) in the input's normalised units: coarse Gaussian grid, bicubic."""
+    """Displacement field (B, H, W, 2) in the input's normalised units: coarse Gaussian grid, bicubic.
+
+    The coarse grid is drawn on the CPU (``gen``) and interpolated on ``device`` (the CPU if None).
+    """
     sigma = config.elastic_sigma * config.strength
     coarse = torch.randn(batch, 2, config.elastic_grid, config.elastic_grid, generator=gen) * sigma
+    if device is not None:
+        coarse = to_device(coarse, device)
     field = F.interpolate(coarse, size=out_shape, mode="bicubic", align_corners=True)
     field[:, 0] *= 2.0 / max(in_shape[1] - 1, 1)
     field[:, 1] *= 2.0 / max(in_shape[0] - 1, 1)
     return field.permute(0, 2, 3, 1)
+
+
+def affine_grid(matrices: torch.Tensor, out_shape: tuple[int, int]) -> torch.Tensor:
+    """``F.affine_grid(matrices, (B, 1, *out_shape), align_corners=True)`` from elementwise products.
+
+    No matrix product, so no cuBLAS call on a GPU (whose workspace would stay allocated for good).
+    """
+    axes = [
+        torch.linspace(-1.0, 1.0, n, device=matrices.device) if n > 1 else torch.zeros(1, device=matrices.device)
+        for n in out_shape
+    ]
+    y, x = axes[0][None, :, None, None], axes[1][None, None, :, None]
+    m = matrices[:, None, None]  # (B, 1, 1, 2, 3)
+    return m[..., 0] * x + m[..., 1] * y + m[..., 2]
 
 
 def sampling_grid(
@@ -118,12 +140,20 @@ def sampling_grid(
     in_shape: tuple[int, int],
     config: AugmentConfig,
     gen: torch.Generator,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
-    """One sampling grid (B, H, W, 2) for ``grid_sample`` combining the affine map and the elastic field."""
+    """One sampling grid (B, H, W, 2) for ``grid_sample`` combining the affine map and the elastic field.
+
+    The random parameters come from ``gen`` on the CPU; the grid itself is made on ``device`` (the CPU if
+    None), so that only the few parameters travel to a GPU and the host does not compute the grid.
+    """
     matrices = affine_matrices(batch, out_shape, in_shape, config, gen)
-    grid = F.affine_grid(matrices, [batch, 1, *out_shape], align_corners=True)
+    if device is None or device.type == "cpu":
+        grid = F.affine_grid(matrices, [batch, 1, *out_shape], align_corners=True)
+    else:
+        grid = affine_grid(to_device(matrices, device), out_shape)
     if config.elastic_sigma > 0 and config.strength > 0:
-        grid = grid + elastic_field(batch, out_shape, in_shape, config, gen)
+        grid = grid + elastic_field(batch, out_shape, in_shape, config, gen, device)
     return grid
 
 
@@ -147,7 +177,8 @@ def augment_intensity(
     device = images.device
     mean = images.mean(dim=(-2, -1), keepdim=True)
     noise = torch.randn(images.shape, generator=noise_gen or gen, device=device, dtype=images.dtype)
-    return (images - mean) * contrast.to(device) + mean + offset.to(device) + noise * noise_std.to(device)
+    contrast, offset, noise_std = (to_device(t, device) for t in (contrast, offset, noise_std))
+    return (images - mean) * contrast + mean + offset + noise * noise_std
 
 
 def augment_batch(
@@ -192,7 +223,9 @@ def augment_batch(
             slice((w - out_shape[1]) // 2, (w - out_shape[1]) // 2 + out_shape[1]),
         )
         return images[(..., *crop)], labels[(..., *crop)], weights[(..., *crop)]
-    grid = sampling_grid(b, out_shape, (h, w), config, gen).to(images.device, images.dtype)
+    on_gpu = images.device.type == "cuda"  # there the grid is made from a few random numbers sent over
+    grid = sampling_grid(b, out_shape, (h, w), config, gen, images.device if on_gpu else None)
+    grid = grid.to(images.device, images.dtype)
     warped = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
     lab = F.grid_sample(
         labels[:, None].to(images.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=True

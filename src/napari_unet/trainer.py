@@ -7,7 +7,7 @@ import datetime
 import math
 import time
 from collections.abc import Generator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -24,16 +24,29 @@ from .train_config import TrainConfig, TrainProgress, learning_rate_at, with_lea
 from .validation import Validation, validate
 
 
-def _optimizer(net: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW, or the paper's SGD with momentum."""
+def _optimizer(net: torch.nn.Module, config: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """AdamW, or the paper's SGD with momentum.
+
+    ``fused`` (for CUDA) gives the fused implementations, which take the gradient scaler's inf/NaN flag
+    on the device and skip the update there, so that the host never waits to learn whether to step.
+    """
     if config.optimizer == "sgd":
-        return torch.optim.SGD(
+        sgd = torch.optim.SGD(
             net.parameters(),
             lr=config.learning_rate,
             momentum=config.momentum,
             weight_decay=config.weight_decay,
+            fused=fused or None,
         )
-    return torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        if fused and config.momentum:
+            # fused SGD's first step fills momentum buffers made by empty_like, so a first step skipped for
+            # inf/NaN gradients would leave garbage in them; zero buffers give the first step the same update
+            for p in net.parameters():
+                sgd.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        return sgd
+    return torch.optim.AdamW(
+        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused or None
+    )
 
 
 #: Output side of a training patch when ``TrainConfig.patch_size`` is 0, by device type: on a GPU
@@ -65,6 +78,35 @@ def patch_geometry(model: Model, config: TrainConfig, device_type: str = "cpu") 
     return size, out, size + 2 * margin
 
 
+@dataclass
+class LaunchedStep:
+    """An optimisation step whose work is queued on the device and whose loss has not been read yet.
+
+    Attributes
+    ----------
+    loss : torch.Tensor
+        The step's loss on the host (on CUDA a pinned tensor that an asynchronous copy fills).
+    ready : torch.cuda.Event or None
+        On CUDA, passed when the copy is done (right after the step's forward pass); None elsewhere.
+    lr : float
+        The learning rate of the step.
+    """
+
+    loss: torch.Tensor
+    ready: torch.cuda.Event | None
+    lr: float
+
+    def value(self) -> float:
+        """The loss (NaN or infinite for a step that changed nothing), waiting for the forward pass only."""
+        if self.ready is not None:
+            self.ready.synchronize()
+        return float(self.loss)
+
+
+#: How a run ends after 3 steps in a row with an infinite or NaN loss.
+DIVERGED = "stopped: the loss became infinite or NaN; kept the last good model (lower the learning rate)"
+
+
 class TrainingRun:
     """One training run: the optimisation loop, validation, and leaving the model usable at the end."""
 
@@ -84,17 +126,29 @@ class TrainingRun:
         self.reason = "stopped"
         self.start = time.perf_counter()
         self.amp = config.amp and devices.autocast_dtype(device) is not None
-        self.scaler = torch.amp.GradScaler(
-            device.type, enabled=self.amp and devices.autocast_dtype(device) == torch.float16
-        )
+        self.dynamic_scale = self.amp and devices.autocast_dtype(device) == torch.float16
+        #: CUDA checks the gradients on the device (see one_step); elsewhere the host checks the loss
+        self.device_checks = device.type == "cuda"
+        self.scaler = self.grad_scaler()
         self.good_state: dict[str, torch.Tensor] | None = None
         self.batch_size = config.batch_size
 
-    def fraction(self) -> float:
-        """Share of the budget used."""
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """The gradient scaler: dynamic for float16 autocast; on CUDA always on (at scale 1 without float16).
+
+        On CUDA it finds inf/NaN gradients on the device and the fused optimizer skips the update there.
+        """
+        return torch.amp.GradScaler(
+            self.device.type,
+            init_scale=2.0**16 if self.dynamic_scale else 1.0,
+            enabled=self.dynamic_scale or self.device_checks,
+        )
+
+    def fraction(self, ahead: int = 0) -> float:
+        """Share of the budget used (with ``ahead`` more steps for a step budget)."""
         parts = []
         if self.config.steps:
-            parts.append(self.step / self.config.steps)
+            parts.append((self.step + ahead) / self.config.steps)
         if self.config.minutes:
             parts.append((time.perf_counter() - self.start) / (60.0 * self.config.minutes))
         return min(max(parts), 1.0)
@@ -118,11 +172,16 @@ class TrainingRun:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A batch of augmented patches on the device: images, labels and weights (cropped to the output)."""
-        images, labels, weights = self.data.sample_batch(
-            self.batch_size, self.window, self.out, self.rng, self.config.painted_fraction
+        host = self.host_batch()
+        self.data.sample_batch(
+            self.batch_size,
+            self.window,
+            self.out,
+            self.rng,
+            self.config.painted_fraction,
+            tuple(t.numpy() for t in host),
         )
-        to = {"device": self.device, "non_blocking": True}
-        x, y, w = (torch.from_numpy(a).to(**to) for a in (images, labels, weights))
+        x, y, w = (devices.to_device(t, self.device) for t in host)
         x, y, w = augment_batch(x, y, w, self.config.augment, self.gen, (self.size, self.size), self.noise_gen)
         crop = (self.size - self.out) // 2
         y, w = (t[:, crop : crop + self.out, crop : crop + self.out] for t in (y, w))
@@ -130,25 +189,61 @@ class TrainingRun:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y, w
 
-    def one_step(self, optimizer: torch.optim.Optimizer) -> float | None:
-        """One optimisation step; returns its loss, or None (and changes nothing) if the loss is not finite."""
+    def host_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Empty host tensors for a batch (images, labels, weights); page-locked for a CUDA device.
+
+        Windows are cut straight into page-locked memory, from which the copy to the GPU runs without
+        the host waiting; torch's pinned-memory cache hands a buffer out again only once its copy is done.
+        """
+        pinned = self.device.type == "cuda"
+        square = (self.batch_size, self.window, self.window)
+        label_dtype = torch.uint8 if self.data.label_dtype == np.uint8 else torch.int32
+        return (
+            torch.empty((self.batch_size, self.data.in_channels, self.window, self.window), pin_memory=pinned),
+            torch.empty(square, dtype=label_dtype, pin_memory=pinned),
+            torch.empty(square, pin_memory=pinned),
+        )
+
+    def one_step(
+        self,
+        optimizer: torch.optim.Optimizer,
+        batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        lr: float,
+    ) -> LaunchedStep:
+        """Queue one optimisation step on ``batch``; the weights stay as they are if the loss is not finite.
+
+        On CUDA nothing here waits for the GPU: the loss goes to the host by an asynchronous copy, and a
+        non-finite loss makes every gradient NaN, so the scaler's on-device check has the fused optimizer
+        skip the update (as it does for inf/NaN gradients). Elsewhere the host reads the loss and skips
+        the backward pass and the update itself.
+        """
+        for group in optimizer.param_groups:
+            group["lr"] = lr
         self.net.train()
-        x, y, w = self.batch()
+        x, y, w = batch
         with devices.autocast(self.device, self.amp):
             logits = self.net(x)
         loss = weighted_cross_entropy(logits, y, w)
         optimizer.zero_grad(set_to_none=True)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            return None
+        launched = LaunchedStep(loss.detach().to("cpu", non_blocking=self.device_checks), None, lr)
+        if self.device_checks:
+            launched.ready = torch.cuda.Event()
+            launched.ready.record()
+            loss = loss * torch.where(torch.isfinite(loss.detach()), 1.0, math.nan)
+        elif not math.isfinite(launched.value()):
+            return launched
         self.scaler.scale(loss).backward()
         self.scaler.step(optimizer)
-        self.scaler.update()
-        return value
+        self.scaler.update(None if self.dynamic_scale else 1.0)
+        return launched
 
     def shrink_batch(self, optimizer: torch.optim.Optimizer) -> bool:
         """After running out of device memory: halve the batch; False if it was 1 already."""
         optimizer.zero_grad(set_to_none=True)
+        # a step cut short can leave the scaler (and a fused optimizer) half-way through: start afresh
+        vars(optimizer).pop("grad_scale", None)
+        vars(optimizer).pop("found_inf", None)
+        self.scaler = self.grad_scaler()
         devices.release(self.device)
         if self.batch_size == 1:
             self.reason = "stopped: out of GPU memory even with batch size 1; use a smaller patch size or the CPU"
@@ -157,44 +252,60 @@ class TrainingRun:
         return True
 
     def steps(self) -> Generator[TrainProgress, None, None]:
-        """The optimisation loop: a record after every step, and a final one with ``done=True``."""
+        """The optimisation loop: a record after every step, and a final one with ``done=True``.
+
+        Each step's loss is read one step late, so that the host does not wait for the device: the next
+        batch is made while the GPU computes the step, and only then is the step's loss read (it is ready
+        as soon as the step's forward pass is), its record yielded and the next step queued. When a record
+        is yielded the weights are those after its step, and no later step has started: leaving the loop
+        there leaves the model exactly as the record says.
+        """
         self.net.to(self.device)
         if self.config.channels_last and self.device.type in ("cuda", "cpu"):
             self.net.to(memory_format=torch.channels_last)
-        optimizer = _optimizer(self.net, self.config)
+        optimizer = _optimizer(self.net, self.config, fused=self.device_checks)
         self.good_state = copy.deepcopy(self.net.state_dict())
         bad_steps = 0
         validation: Validation | None = None
-        while self.fraction() < 1.0:
-            lr = learning_rate_at(self.fraction(), self.config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            try:
-                value = self.one_step(optimizer)
-            except torch.OutOfMemoryError:
+        launched: LaunchedStep | None = None
+        while True:
+            batch, out_of_memory = None, False
+            if self.fraction(ahead=launched is not None) < 1.0:
+                try:
+                    batch = self.batch()
+                except torch.OutOfMemoryError:
+                    out_of_memory = True
+            if launched is not None:
+                value, lr = launched.value(), launched.lr
+                launched = None
+                if not math.isfinite(value):  # the weights did not change: the step does not count
+                    bad_steps += 1
+                    if bad_steps >= 3:
+                        self.net.load_state_dict(self.good_state)
+                        self.reason = DIVERGED
+                        break
+                else:
+                    bad_steps = 0
+                    self.step += 1
+                    self.loss = value
+                    validation = None
+                    if self.step % self.config.validate_every == 0:
+                        validation = self.validate()
+                        self.good_state = copy.deepcopy(self.net.state_dict())
+                    yield self.record(lr, validation)
+            if batch is not None:
+                try:
+                    launched = self.one_step(optimizer, batch, learning_rate_at(self.fraction(), self.config))
+                except torch.OutOfMemoryError:
+                    out_of_memory = True
+            if out_of_memory:
                 if not self.shrink_batch(optimizer):
                     break
+                lr = learning_rate_at(self.fraction(), self.config)
                 yield self.record(lr, message=f"GPU memory full: batch size lowered to {self.batch_size}")
-                continue
-            if value is None:
-                bad_steps += 1
-                if bad_steps >= 3:
-                    self.net.load_state_dict(self.good_state)
-                    self.reason = (
-                        "stopped: the loss became infinite or NaN; kept the last good model (lower the learning rate)"
-                    )
-                    break
-                continue
-            bad_steps = 0
-            self.step += 1
-            self.loss = value
-            validation = None
-            if self.step % self.config.validate_every == 0:
-                validation = self.validate()
-                self.good_state = copy.deepcopy(self.net.state_dict())
-            yield self.record(lr, validation)
-        else:
-            self.reason = "finished"
+            elif launched is None and self.fraction() >= 1.0:
+                self.reason = "finished"
+                break
         if validation is None:
             validation = self.validate()
         yield self.record(learning_rate_at(self.fraction(), self.config), validation, done=True)
