@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks of the issues in one pass, for a CUDA machine without napari (the workplace's device
-# machine): GPU tests, the DSB2018 scribble run through the CLI on CUDA, the starting model's recipe, the
-# quality cases on the GPU, and the speed benchmark alone on the GPU. Every step has its own time limit
+# machine): the GPU tests and the speed benchmark alone on the GPU; with QUALITY=1 also the DSB2018
+# scribble run through the CLI on CUDA, the starting model's recipe and the quality cases on the GPU. Every step has its own time limit
 # and copies its results to $OUT as soon as it ends, so one failure or timeout loses nothing else.
 #
 #   OUT=/tmp/gpu NAPARI_UNET_BENCH_DATA=.benchdata bash benchmarks/gpu_checks.sh
@@ -21,35 +21,36 @@ step "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$LOG" 2>&1
 python3 -c "import torch, numpy, skimage; print(torch.__version__, numpy.__version__, skimage.__version__, torch.cuda.get_device_name())" >>"$LOG" 2>&1
 
-step "starting model, in the background: $STARTING_MINUTES minutes of training"
-OMP_NUM_THREADS=4 timeout "$(python3 -c "print(int(float($STARTING_MINUTES) * 60 + 90))")" python3 scripts/train_starting_model.py --device cuda --minutes "$STARTING_MINUTES" \
-    >"$OUT/starting.log" 2>&1 &
-starting=$!
-
-step "GPU tests (those that fill the GPU wait until the starting model is trained)"
-OMP_NUM_THREADS=4 timeout 150 python3 -m pytest -p no:cacheprovider -q -m gpu -k "not real_gpu" \
-    tests/test_tiling.py tests/test_train.py tests/test_predict.py >>"$LOG" 2>&1
-step "DSB2018 scribbles through the CLI on CUDA"
-OMP_NUM_THREADS=4 timeout 150 python3 benchmarks/scribble_cli.py --device cuda --seeds ${SEEDS:-0 1 2} --out scribble_cli_gpu >>"$LOG" 2>&1
-cp $results/scribble_cli_gpu.json "$OUT/" 2>/dev/null
-for case in dsb_scribbles dsb_full_objects; do
-    step "quality $case, standard preset, 1000 steps"
-    OMP_NUM_THREADS=4 timeout 100 python3 benchmarks/quality.py --device cuda --preset standard --steps 1000 \
-        --cases $case --out quality_gpu >>"$LOG" 2>&1
+if [ "${ONLY_SPEED:-0}" != 1 ]; then
+step "GPU tests (fused kernels, device tiling, training, out of memory)"
+OMP_NUM_THREADS=4 timeout "${TESTS_SECONDS:-200}" python3 -m pytest -p no:cacheprovider -q -m gpu \
+    tests/test_device_tiling.py tests/test_fused.py tests/test_tiling.py tests/test_train.py tests/test_predict.py \
+    >>"$LOG" 2>&1
+fi
+if [ "${QUALITY:-0}" = 1 ]; then
+    step "starting model, in the background: $STARTING_MINUTES minutes of training"
+    OMP_NUM_THREADS=4 timeout "$(python3 -c "print(int(float($STARTING_MINUTES) * 60 + 90))")" python3 scripts/train_starting_model.py --device cuda --minutes "$STARTING_MINUTES" \
+        >"$OUT/starting.log" 2>&1 &
+    starting=$!
+    step "DSB2018 scribbles through the CLI on CUDA"
+    OMP_NUM_THREADS=4 timeout 150 python3 benchmarks/scribble_cli.py --device cuda --seeds ${SEEDS:-0 1 2} --out scribble_cli_gpu >>"$LOG" 2>&1
+    cp $results/scribble_cli_gpu.json "$OUT/" 2>/dev/null
+    for case in dsb_scribbles dsb_full_objects; do
+        step "quality $case, standard preset, 1000 steps"
+        OMP_NUM_THREADS=4 timeout 100 python3 benchmarks/quality.py --device cuda --preset standard --steps 1000 \
+            --cases $case --out quality_gpu >>"$LOG" 2>&1
+        cp $results/quality_gpu.json "$OUT/" 2>/dev/null
+    done
+    step "waiting for the starting model"
+    wait $starting
+    cp src/napari_unet/models/nuclei.pt "$OUT/" 2>/dev/null
+    step "quality starting_model (zero-shot, fine-tuning vs scratch)"
+    timeout 100 python3 benchmarks/quality.py --device cuda --cases starting_model --out quality_gpu >>"$LOG" 2>&1
     cp $results/quality_gpu.json "$OUT/" 2>/dev/null
-done
-
-step "waiting for the starting model"
-wait $starting
-cp src/napari_unet/models/nuclei.pt "$OUT/" 2>/dev/null
-step "GPU out-of-memory tests, alone on the GPU"
-timeout 120 python3 -m pytest -p no:cacheprovider -q -m gpu -k real_gpu tests/test_train.py tests/test_predict.py >>"$LOG" 2>&1
-step "quality starting_model (zero-shot, fine-tuning vs scratch)"
-timeout 100 python3 benchmarks/quality.py --device cuda --cases starting_model --out quality_gpu >>"$LOG" 2>&1
-cp $results/quality_gpu.json "$OUT/" 2>/dev/null
+fi
 
 step "speed, alone on the GPU"
-timeout "${SPEED_SECONDS:-300}" python3 benchmarks/speed.py --device cuda --sections ${SPEED_SECTIONS:-network end_to_end training} \
+timeout "${SPEED_SECONDS:-330}" python3 benchmarks/speed.py --device cuda --sections ${SPEED_SECTIONS:-network end_to_end training profile compiled} \
     >>"$LOG" 2>&1
 cp $results/speed_gpu.json $results/speed_gpu.md "$OUT/" 2>/dev/null
 step "done"

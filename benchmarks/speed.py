@@ -35,9 +35,10 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
 from napari_unet import device as devices
+from napari_unet.fused import FusedUNet
 from napari_unet.model import UNet
-from napari_unet.objects import classes_to_objects, probabilities_to_classes
-from napari_unet.predict import job_size, keep_on_device
+from napari_unet.objects import classes_to_objects
+from napari_unet.predict import job_size, keep_on_device, object_config_for
 from napari_unet.preview import Preview, with_previews
 from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
 from napari_unet.tiling import TileGeometry, plan_axis
@@ -89,6 +90,15 @@ def conv_flops(config: nu.UNetConfig, tile: int) -> float:
     return float(counter.get_total_flops())
 
 
+def runner(net: torch.nn.Module, device: torch.device, kernels: str, bf16: bool) -> torch.nn.Module:
+    """The module timed: the network itself ("eager"), its fused copy ("fused"), or torch.compile of it."""
+    if kernels == "fused":
+        return FusedUNet(net, dtype=torch.bfloat16 if bf16 else torch.float32, device=device)
+    if kernels == "compiled":
+        return torch.compile(net, dynamic=False)
+    return net
+
+
 def network_rate(
     net: torch.nn.Module,
     config: nu.UNetConfig,
@@ -98,6 +108,8 @@ def network_rate(
     precision: str,
     channels_last: bool,
     seconds: float,
+    kernels: str = "eager",
+    cudnn_benchmark: bool = False,
 ) -> dict:
     """Forward passes on random tiles for about ``seconds``: the network's own throughput."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -105,11 +117,23 @@ def network_rate(
     x = torch.randn(batch, config.in_channels, tile, tile, device=device).contiguous(memory_format=memory_format)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    try:
+        return _timed(net, config, device, x, tile, batch, precision, channels_last, seconds, kernels, cudnn_benchmark)
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def _timed(net, config, device, x, tile, batch, precision, channels_last, seconds, kernels, cudnn_benchmark) -> dict:
     bf16 = precision == "bf16"
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        start = time.perf_counter()
+        net = runner(net, device, kernels, bf16)
         for _ in range(2):
             net(x)
         sync(device)
+        warm_up_s = time.perf_counter() - start
         calls, start = 0, time.perf_counter()
         while True:
             for _ in range(3 if device.type == "cuda" else 1):
@@ -128,6 +152,9 @@ def network_rate(
         "batch": batch,
         "precision": precision,
         "channels_last": channels_last,
+        "kernels": kernels,
+        "cudnn_benchmark": cudnn_benchmark,
+        "warm_up_s": round(warm_up_s, 2),
         "megapixels_per_s": round(megapixels / elapsed, 3),
         "tflops": round(flops / elapsed / 1e12, 2),
         "ms_per_call": round(1000 * elapsed / calls, 2),
@@ -137,30 +164,82 @@ def network_rate(
     return row
 
 
-def network_section(model: nu.Model, device: torch.device, quick: bool) -> list[dict]:
-    """Network-only throughput over tile sizes and precisions."""
+def network_section(model: nu.Model, device: torch.device, quick: bool, compiled: bool = False) -> list[dict]:
+    """Network-only throughput over tile sizes, precisions and kernels (``compiled``: torch.compile only)."""
     config = model.config
     rows = []
     if device.type == "cuda":
-        tiles = [572, 1084, 2108, 4188] if not quick else [572]
-        variants = [("fp32", False), ("fp32", True), ("bf16", True)]
+        tiles = [572, 1836, 4188] if not quick else [572]
+        variants = [
+            ("bf16", True, "eager", False),
+            ("bf16", True, "eager", True),
+            ("bf16", True, "fused", False),
+            ("bf16", True, "fused", True),
+        ]
+        extra = [(572, "fp32", True, "eager", False), (572, "fp32", False, "eager", False)]
+        if compiled:
+            tiles, variants, extra = [], [], [(1836, "bf16", True, "compiled", False)]
     else:
         tiles = [252, 508] if not quick else [124]
-        variants = [("fp32", False), ("fp32", True), ("bf16", False)]
+        variants = [("fp32", False, "eager", False), ("fp32", True, "eager", False), ("bf16", False, "eager", False)]
+        extra = []
     seconds = 1.0 if device.type == "cuda" else 3.0
-    for tile in tiles:
+    jobs = [(tile, *variant) for tile in tiles for variant in variants] + extra
+    for tile, precision, channels_last, kernels, bench in jobs:
         tile = config.valid_input_size(tile)
         batch = max(1, round((2108 / tile) ** 2)) if device.type == "cuda" else 1
-        for precision, channels_last in variants:
-            try:
-                rows.append(network_rate(model.net, config, device, tile, batch, precision, channels_last, seconds))
-            except torch.OutOfMemoryError:
-                rows.append({"tile": tile, "batch": batch, "precision": precision, "error": "out of memory"})
-                devices.release(device)
-            print("network", rows[-1], flush=True)
+        try:
+            rows.append(
+                network_rate(model.net, config, device, tile, batch, precision, channels_last, seconds, kernels, bench)
+            )
+        except Exception as error:  # a variant that fails is a result too
+            rows.append(
+                {
+                    "tile": tile,
+                    "batch": batch,
+                    "precision": precision,
+                    "kernels": kernels,
+                    "cudnn_benchmark": bench,
+                    "error": f"{type(error).__name__}: {str(error)[:200]}",
+                }
+            )
+            devices.release(device)
+        print("network", rows[-1], flush=True)
     model.net.to("cpu", memory_format=torch.contiguous_format)
     devices.release(device)
     return rows
+
+
+def kernel_profile(model: nu.Model, device: torch.device, tile: int, batch: int, kernels: str) -> list[dict]:
+    """The GPU kernels of a few forward passes that take the most time (share of the total device time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    net = model.net.to(device=device, memory_format=torch.channels_last).eval()
+    x = torch.randn(batch, model.in_channels, tile, tile, device=device).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
+        run = runner(net, device, kernels, True)
+        for _ in range(2):
+            run(x)
+        sync(device)
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                run(x)
+            sync(device)
+    model.net.to("cpu", memory_format=torch.contiguous_format)
+    events = [e for e in prof.key_averages() if e.device_time_total > 0]
+    total = sum(e.device_time_total for e in events)
+    events.sort(key=lambda e: -e.device_time_total)
+    return [
+        {
+            "kernels": kernels,
+            "tile": tile,
+            "kernel": e.key[:90],
+            "calls": e.count // 3,
+            "ms_per_pass": round(e.device_time_total / 3 / 1000, 3),
+            "share": round(e.device_time_total / total, 3),
+        }
+        for e in events[:12]
+    ]
 
 
 def mosaic(side: int, seed: int = 0) -> np.ndarray:
@@ -171,10 +250,9 @@ def mosaic(side: int, seed: int = 0) -> np.ndarray:
 
 
 def end_to_end(
-    model: nu.Model, image: np.ndarray, device: torch.device, objects: bool, on_device: bool | None = None
+    model: nu.Model, image: np.ndarray, device: torch.device, objects: bool, config: nu.PredictConfig
 ) -> dict:
-    """``segment`` of one image, split into probabilities, classes and objects, with memory peaks."""
-    config = nu.PredictConfig(device=device.type, on_device=on_device)
+    """``iter_segment`` of one image: probabilities and classes, then objects, with memory peaks."""
     tile, batch = job_size(model, device, config, image.shape)
     plan = plan_axis(max(image.shape), tile, TileGeometry(model.config.depth, model.config.padding))
     tile, batch = plan.tile, min(batch, len(plan.offsets) ** 2)  # the job predict_tiled really runs
@@ -182,27 +260,29 @@ def end_to_end(
         torch.cuda.reset_peak_memory_stats(device)
     with PeakRss() as rss:
         start = time.perf_counter()
-        probabilities = nu.drain(nu.predict_probabilities(model, image, config))
-        t_prob = time.perf_counter()
-        classes = probabilities_to_classes(probabilities)
+        segmentation = nu.drain(nu.iter_segment(model, image, config, objects=False))
         t_classes = time.perf_counter()
         if objects:
-            classes_to_objects(classes, config.objects, probabilities)
+            classes_to_objects(
+                segmentation.classes, object_config_for(model, config.objects), segmentation.probabilities
+            )
         t_objects = time.perf_counter()
     pixels = image.size / 1e6
     geom = TileGeometry(model.config.depth, model.config.padding)
-    resident = keep_on_device(config, device, (1, model.in_channels, *image.shape), model.n_classes, geom)
+    resident = keep_on_device(config, device, (1, model.in_channels, *image.shape), image.dtype.itemsize, geom)
+    fused = config.fuse if config.fuse is not None else device.type == "cuda"
     row = {
-        "image": f"{image.shape[0]}x{image.shape[1]}",
+        "image": f"{image.shape[0]}x{image.shape[1]} {image.dtype}",
         "tiles_cut_on": "device" if resident else "host",
+        "kernels": "fused" if fused else "eager",
         "tile": tile,
+        "tiles": len(plan.offsets) ** 2,
         "batch": batch,
-        "probabilities_s": round(t_prob - start, 3),
-        "classes_s": round(t_classes - t_prob, 3),
+        "classes_s": round(t_classes - start, 3),
         "objects_s": round(t_objects - t_classes, 3) if objects else None,
         "total_s": round(t_objects - start, 3),
         "megapixels_per_s": round(pixels / (t_objects - start), 3),
-        "megapixels_per_s_to_probabilities": round(pixels / (t_prob - start), 3),
+        "megapixels_per_s_to_classes": round(pixels / (t_classes - start), 3),
         "peak_host_gib": gib(rss.peak),
     }
     if device.type == "cuda":
@@ -210,23 +290,43 @@ def end_to_end(
     return row
 
 
-def end_to_end_section(model: nu.Model, device: torch.device, quick: bool, label: str, objects: bool) -> list[dict]:
-    """End-to-end prediction of a small and a large image, each against the network alone at the same job."""
+def end_to_end_section(
+    model: nu.Model, device: torch.device, quick: bool, label: str, objects: bool, large_objects: bool = True
+) -> list[dict]:
+    """End-to-end segmentation of a small and a large image, each against the network alone at the same job.
+
+    On a GPU the large image is segmented twice with the default settings (the first run pays for
+    cuDNN's and the pinned memory's first use: a user's first image), then on the device with the unfused
+    network, then with tiles cut on the host, to show what each step buys.
+    """
     large = 8192 if device.type == "cuda" else 4096
     sides = [512] if quick else [512, large]
+    gpu = device.type == "cuda"
+    jobs = [(side, {}, "first") for side in sides]
+    if gpu and not quick:
+        jobs = [(512, {}, "first"), (512, {}, "again"), (large, {}, "first"), (large, {}, "again")]
+        jobs += [(large, {"fuse": False}, "again"), (large, {"on_device": False, "fuse": False}, "again")]
     rows = []
-    # on a GPU the large image also goes through the host path, to show what tiling on the device buys
-    jobs = [(side, None) for side in sides] + ([(large, False)] if device.type == "cuda" and not quick else [])
-    for side, on_device in jobs:
+    for side, settings, run in jobs:
         image = mosaic(side)
-        nu.drain(nu.predict_probabilities(model, image[:512, :512], nu.PredictConfig(device=device.type)))  # warm-up
-        row = {"model": label, **end_to_end(model, image, device, objects, on_device)}
+        config = nu.PredictConfig(device=device.type, **settings)
+        nu.drain(nu.predict_probabilities(model, image[:512, :512], config))  # warm-up
+        with_objects = objects and (large_objects or side <= 512)
+        try:
+            row = {"model": label, "run": run, **end_to_end(model, image, device, with_objects, config)}
+        except Exception as error:  # a run that fails is a result too; the others still run
+            rows.append({"model": label, "run": run, "image": side, **settings, "error": repr(error)[:300]})
+            print("end-to-end", rows[-1], flush=True)
+            devices.release(device)
+            continue
         tile, batch = row["tile"], row["batch"]
-        precision = "bf16" if device.type == "cuda" else "fp32"
-        limit = network_rate(model.net, model.config, device, tile, batch, precision, device.type == "cuda", 1.0)
+        precision = "bf16" if gpu else "fp32"
+        kernels = row["kernels"]
+        limit = network_rate(model.net, model.config, device, tile, batch, precision, gpu, 1.0, kernels)
         model.net.to("cpu", memory_format=torch.contiguous_format)
         row["network_only_megapixels_per_s"] = limit["megapixels_per_s"]
-        row["ratio_to_probabilities"] = round(row["megapixels_per_s_to_probabilities"] / limit["megapixels_per_s"], 3)
+        row["network_only_tflops"] = limit["tflops"]
+        row["ratio_to_classes"] = round(row["megapixels_per_s_to_classes"] / limit["megapixels_per_s"], 3)
         row["ratio_end_to_end"] = round(row["megapixels_per_s"] / limit["megapixels_per_s"], 3)
         rows.append(row)
         print("end-to-end", row, flush=True)
@@ -240,10 +340,10 @@ def _training_data() -> tuple[np.ndarray, np.ndarray]:
     return image, np.where(truth > 0, 2, 1).astype(np.uint8)
 
 
-def training_rate(preset: str, device: torch.device, steps: int, batch: int, patch: int) -> dict:
+def training_rate(preset: str, device: torch.device, steps: int, batch: int, patch: int, norm: str = "") -> dict:
     """Steps/s and output pixels/s of ``fit`` with the default (elastic) augmentation, after 10 warm-up steps."""
     image, annotation = _training_data()
-    model = nu.new_model(preset, ["nucleus"], seed=0)
+    model = nu.new_model(preset, ["nucleus"], seed=0, **({"norm": norm} if norm else {}))
     config = nu.TrainConfig(
         steps=steps, batch_size=batch, patch_size=patch, device=device.type, val_fraction=0.0, validate_every=10**9
     )
@@ -253,6 +353,7 @@ def training_rate(preset: str, device: torch.device, steps: int, batch: int, pat
     seconds = times[steps] - times[warm]
     return {
         "preset": preset,
+        "norm": model.config.norm,
         "batch": batch,
         "patch": size,
         "output_patch": out,
@@ -286,7 +387,9 @@ def first_preview(preset: str, device: torch.device, batch: int, patch: int) -> 
 def markdown(results: dict) -> str:
     """The results as markdown tables."""
     lines = [f"# Speed benchmark ({results['device']}, {results['date']})", ""]
-    for section in ("network", "end_to_end", "training", "first_preview"):
+    if results.get("note"):
+        lines += [results["note"], ""]
+    for section in ("network", "profile", "end_to_end", "training", "first_preview"):
         rows = results.get(section) or []
         if not rows:
             continue
@@ -331,19 +434,38 @@ def main() -> None:
 
         if starting_model_path() is not None:
             starting = nu.starting.load_starting_model()
-            rows += end_to_end_section(starting, device, args.quick, "starting model (light)", objects=True)
+            rows += end_to_end_section(
+                starting, device, args.quick, "starting model (light)", objects=True, large_objects=not gpu
+            )
         results["end_to_end"] = rows
         save()
     if "training" in args.sections:
-        jobs = [("standard", 8, 0), ("paper", 4, 572)] if gpu else [("light", 8, 0)]
-        steps = 12 if args.quick else (150 if gpu else 30)
+        jobs = (
+            [("standard", 8, 0, ""), ("paper", 4, 572, ""), ("paper", 4, 572, "batch")]
+            if gpu
+            else [("light", 8, 0, "")]
+        )
+        steps = 12 if args.quick else (200 if gpu else 30)
         results["training"] = []
-        for job_preset, batch, patch in jobs:
-            results["training"].append(training_rate(job_preset, device, steps, batch, patch))
+        for job_preset, batch, patch, norm in jobs:
+            try:
+                results["training"].append(training_rate(job_preset, device, steps, batch, patch, norm))
+            except Exception as error:  # a run that fails is a result too
+                results["training"].append({"preset": job_preset, "norm": norm, "error": repr(error)[:300]})
             print("training", results["training"][-1], flush=True)
             save()
         results["first_preview"] = [first_preview(jobs[0][0], device, jobs[0][1], jobs[0][2])]
         print("first preview", results["first_preview"][-1], flush=True)
+    if "profile" in args.sections and gpu:
+        results["profile"] = []
+        for kernels in ("eager", "fused"):
+            try:
+                results["profile"] += kernel_profile(model, device, 1836, 1, kernels)
+            except Exception as error:  # the profile is a diagnosis; a failure must not stop the run
+                results["profile"].append({"kernels": kernels, "error": repr(error)[:300]})
+        save()
+    if "compiled" in args.sections and gpu:  # last: about a minute of compilation
+        results["network"] = results.get("network", []) + network_section(model, device, args.quick, compiled=True)
     save()
     print(markdown(results))
 
