@@ -187,7 +187,10 @@ def test_fit_with_mixed_precision_on_gpu(scribbled):
     assert foreground_iou(objects, result.classes) > 0.6
 
 
-def test_out_of_memory_halves_the_batch_and_goes_on(tiny_model, scribbled, monkeypatch):
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_out_of_memory_halves_the_batch_and_goes_on(tiny_model, scribbled, monkeypatch, prefetch):
+    if prefetch:  # batches cut ahead by the helper thread (as on a GPU) are recut after the batch shrinks
+        monkeypatch.setattr("napari_unet.trainer.PREFETCH_ON", ("cpu", "cuda"))
     image, annotation, _ = scribbled
     real_forward = tiny_model.net.forward
 
@@ -206,6 +209,22 @@ def test_out_of_memory_halves_the_batch_and_goes_on(tiny_model, scribbled, monke
     assert records[-1].done and records[-1].step == 6 and records[-1].message == "finished"
 
 
+def test_batches_cut_ahead_by_a_thread_give_the_same_training(scribbled, monkeypatch):
+    import threading
+
+    image, annotation, _ = scribbled
+    weights, threads = [], []
+    for prefetch in (False, True):
+        if prefetch:
+            monkeypatch.setattr("napari_unet.trainer.PREFETCH_ON", ("cpu", "cuda"))
+        model = new_model("light", ["nucleus"], depth=2, base_filters=4, seed=1)
+        drain(fit(model, [image], [annotation], FAST))
+        weights.append(torch.cat([p.detach().flatten() for p in model.net.parameters()]))
+        threads.append([t.name for t in threading.enumerate() if t.name.startswith("napari-unet-batches")])
+    assert torch.equal(weights[0], weights[1])  # the same windows in the same order
+    assert threads == [[], []]  # the helper thread ended with the run
+
+
 def test_default_patch_depends_on_the_device():
     from napari_unet.model import preset
     from napari_unet.trainer import default_patch_size
@@ -218,6 +237,7 @@ def test_default_patch_depends_on_the_device():
 
 
 @cuda
+@pytest.mark.gpu
 def test_real_gpu_out_of_memory_in_training_lowers_the_batch(scribbled, gpu_nearly_full):
     image, annotation, _ = scribbled
     big = np.tile(image, (5, 5))

@@ -7,6 +7,7 @@ import datetime
 import math
 import time
 from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -103,6 +104,10 @@ class LaunchedStep:
         return float(self.loss)
 
 
+#: Device types on which a helper thread cuts the next batch while the current one trains (on a CPU the
+#: thread would take cores from the network).
+PREFETCH_ON = ("cuda",)
+
 #: How a run ends after 3 steps in a row with an infinite or NaN loss.
 DIVERGED = "stopped: the loss became infinite or NaN; kept the last good model (lower the learning rate)"
 
@@ -132,6 +137,8 @@ class TrainingRun:
         self.scaler = self.grad_scaler()
         self.good_state: dict[str, torch.Tensor] | None = None
         self.batch_size = config.batch_size
+        self.prefetcher: ThreadPoolExecutor | None = None
+        self.ahead: Future | None = None
 
     def grad_scaler(self) -> torch.amp.GradScaler:
         """The gradient scaler: dynamic for float16 autocast; on CUDA always on (at scale 1 without float16).
@@ -172,16 +179,7 @@ class TrainingRun:
 
     def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A batch of augmented patches on the device: images, labels and weights (cropped to the output)."""
-        host = self.host_batch()
-        self.data.sample_batch(
-            self.batch_size,
-            self.window,
-            self.out,
-            self.rng,
-            self.config.painted_fraction,
-            tuple(t.numpy() for t in host),
-        )
-        x, y, w = (devices.to_device(t, self.device) for t in host)
+        x, y, w = (devices.to_device(t, self.device) for t in self.sampled_batch())
         x, y, w = augment_batch(x, y, w, self.config.augment, self.gen, (self.size, self.size), self.noise_gen)
         crop = (self.size - self.out) // 2
         y, w = (t[:, crop : crop + self.out, crop : crop + self.out] for t in (y, w))
@@ -189,17 +187,41 @@ class TrainingRun:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y, w
 
-    def host_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sampled_batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The next batch of windows on the host; on CUDA cut by a helper thread while the GPU computes.
+
+        The thread cuts one batch ahead (numpy's copies let go of the interpreter), so making a batch
+        overlaps the queuing of the step before; it alone draws from ``self.rng``, in order.
+        """
+        if self.device.type not in PREFETCH_ON:
+            return self.cut_batch(self.batch_size)
+        if self.prefetcher is None:
+            self.prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-unet-batches")
+        ahead, self.ahead = self.ahead, None
+        host = ahead.result() if ahead is not None else None
+        if host is None or host[0].shape[0] != self.batch_size:  # none yet, or cut before the batch shrank
+            host = self.cut_batch(self.batch_size)
+        self.ahead = self.prefetcher.submit(self.cut_batch, self.batch_size)
+        return host
+
+    def cut_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Cut ``batch_size`` windows into new host tensors (:meth:`host_batch`)."""
+        host = self.host_batch(batch_size)
+        views = tuple(t.numpy() for t in host)
+        self.data.sample_batch(batch_size, self.window, self.out, self.rng, self.config.painted_fraction, views)
+        return host
+
+    def host_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Empty host tensors for a batch (images, labels, weights); page-locked for a CUDA device.
 
         Windows are cut straight into page-locked memory, from which the copy to the GPU runs without
         the host waiting; torch's pinned-memory cache hands a buffer out again only once its copy is done.
         """
         pinned = self.device.type == "cuda"
-        square = (self.batch_size, self.window, self.window)
+        square = (batch_size, self.window, self.window)
         label_dtype = torch.uint8 if self.data.label_dtype == np.uint8 else torch.int32
         return (
-            torch.empty((self.batch_size, self.data.in_channels, self.window, self.window), pin_memory=pinned),
+            torch.empty((batch_size, self.data.in_channels, self.window, self.window), pin_memory=pinned),
             torch.empty(square, dtype=label_dtype, pin_memory=pinned),
             torch.empty(square, pin_memory=pinned),
         )
@@ -322,6 +344,9 @@ class TrainingRun:
 
     def finish(self) -> None:
         """Leave the model usable whatever happened: eval mode, on the CPU, run recorded, GPU memory freed."""
+        if self.prefetcher is not None:
+            self.prefetcher.shutdown(wait=True, cancel_futures=True)
+            self.prefetcher, self.ahead = None, None
         self.net.eval()
         self.net.to("cpu", memory_format=torch.contiguous_format)
         devices.release(self.device)
