@@ -246,7 +246,10 @@ def _predict_with_retries(
     device: torch.device,
     config: PredictConfig,
 ) -> Generator[TileProgress, None, tuple[np.ndarray, np.ndarray | None]]:
-    """Tiled prediction with ``net`` on the device (normalised ``planes``) or the host; smaller after an OOM."""
+    """Tiled prediction with ``net`` from ``raw`` on the device, or from normalised ``planes`` on the host.
+
+    After running out of GPU memory the job is retried with a smaller batch, then smaller tiles.
+    """
     predictor = batch_predictor(net, device, config.amp)
     if config.test_time_augmentation:
         predictor = with_test_time_augmentation(predictor)
@@ -300,11 +303,8 @@ def _predict_resident(
     planes = normalize_on_device(on_device, ranges)
     del on_device
     predictor = tensor_predictor(net, device, lambda: devices.autocast(device, amp), device.type in ("cuda", "cpu"))
-    try:
-        result = yield from predict_tiled_on_device(predictor, planes, model.n_classes, geom, tile, batch)
-        return result.probabilities, result.classes
-    finally:
-        del planes
+    result = yield from predict_tiled_on_device(predictor, planes, model.n_classes, geom, tile, batch)
+    return result.probabilities, result.classes
 
 
 #: A training session whose painted objects touch painted background at this share of their pixels or
