@@ -71,3 +71,20 @@ def test_prediction_with_the_fused_copy_matches_and_leaves_the_network_alone(tin
     plain = drain(predict_probabilities(tiny_model, image, PredictConfig(device="cpu", fuse=False, tile=92)))
     np.testing.assert_allclose(fused, plain, atol=1e-5)
     assert all(torch.equal(v, tiny_model.net.state_dict()[k]) for k, v in state.items())
+
+
+def test_without_cudnn_fusion_the_copy_falls_back_once_with_a_warning(monkeypatch):
+    from napari_unet import fused as fused_module
+
+    net = _trained_looking(UNetConfig(depth=2, base_filters=4, norm="batch"))
+    x = torch.randn(1, 1, 92, 92, dtype=torch.float64)
+    monkeypatch.setitem(fused_module.cudnn_fusion, "available", True)
+    # CPU tensors go to cuDNN's fused kernel as CUDA tensors would; it cannot run them and raises
+    monkeypatch.setattr(fused_module, "_tries_cudnn", lambda x: fused_module.cudnn_fusion["available"])
+    copy = FusedUNet(net, dtype=torch.float64)
+    with torch.no_grad(), pytest.warns(UserWarning, match="separate kernels"):
+        logits = copy(x)
+    assert fused_module.cudnn_fusion["available"] is False
+    with torch.no_grad():
+        torch.testing.assert_close(logits, net(x), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(copy(x), logits)  # no second attempt, no second warning

@@ -9,9 +9,13 @@ recent GPUs), so no cast runs per call. Elsewhere the same folded arithmetic run
 be checked on any machine.
 
 Group norm takes its statistics from each tile, so it cannot be folded: such networks are not fused.
+Where cuDNN has no fused kernel for the GPU or precision at hand, the first failure is reported once as
+a warning and the folded arithmetic runs as separate kernels from then on.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +47,31 @@ def _folded(conv: nn.Conv2d, norm: nn.Module, device: torch.device) -> tuple[tor
     return weight, bias
 
 
+#: Whether cuDNN's fused convolution + bias + ReLU may be tried; False after it failed once in this process
+#: (a GPU or cuDNN build without those kernels), when the same arithmetic runs as separate kernels.
+cudnn_fusion = {"available": True}
+
+
+def _tries_cudnn(x: torch.Tensor) -> bool:
+    """Whether to run ``x`` through cuDNN's fused kernel."""
+    return x.is_cuda and cudnn_fusion["available"]
+
+
+def conv_bias_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int) -> torch.Tensor:
+    """``relu(conv2d(x, weight, bias))`` with a 3x3 kernel: one cuDNN kernel on CUDA where it exists."""
+    pad = (padding, padding)
+    if _tries_cudnn(x):
+        try:
+            return torch.cudnn_convolution_relu(x, weight, bias, (1, 1), pad, (1, 1), 1)
+        except torch.OutOfMemoryError:
+            raise
+        except RuntimeError as error:
+            cudnn_fusion["available"] = False
+            message = f"cuDNN's fused convolution is not available here, using separate kernels: {error}"
+            warnings.warn(message, stacklevel=2)
+    return F.relu(F.conv2d(x, weight, bias, padding=pad))
+
+
 class FusedConvBlock(nn.Module):
     """Two fused 3x3 convolution + bias + ReLU steps, from a :class:`napari_unet.model.ConvBlock`."""
 
@@ -57,16 +86,10 @@ class FusedConvBlock(nn.Module):
             self.register_buffer(f"weight{index}", weight)
             self.register_buffer(f"bias{index}", bias.to(device=device, dtype=dtype))
 
-    def _conv_relu(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        pad = (self.padding, self.padding)
-        if x.is_cuda:
-            return torch.cudnn_convolution_relu(x, weight, bias, (1, 1), pad, (1, 1), 1)
-        return F.relu(F.conv2d(x, weight, bias, padding=pad))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Both steps."""
-        x = self._conv_relu(x, self.weight1, self.bias1)
-        return self._conv_relu(x, self.weight2, self.bias2)
+        x = conv_bias_relu(x, self.weight1, self.bias1, self.padding)
+        return conv_bias_relu(x, self.weight2, self.bias2, self.padding)
 
 
 class FusedUNet(nn.Module):
