@@ -12,10 +12,12 @@ from .conftest import cuda
 
 
 def _trained_looking(config: UNetConfig) -> UNet:
-    """A network whose batch norms have non-trivial statistics and affine parameters."""
+    """A network whose biases are not zero and whose batch norms have real statistics and parameters."""
     net = UNet(config).double()
     generator = torch.Generator().manual_seed(0)
     for module in net.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and module.bias is not None:
+            module.bias.data.copy_(torch.randn(module.bias.shape, generator=generator, dtype=torch.float64))
         if isinstance(module, torch.nn.BatchNorm2d):
             channels = module.num_features
             module.running_mean.copy_(torch.randn(channels, generator=generator, dtype=torch.float64))

@@ -29,17 +29,28 @@ def can_fuse(net: nn.Module) -> bool:
     return isinstance(net, UNet) and net.config.norm in ("none", "batch")
 
 
-def _folded(conv: nn.Conv2d, norm: nn.Module, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _get(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A float64 copy of a parameter or buffer on ``device`` (a copy even when nothing needs converting)."""
+    return tensor.detach().to(device).double().clone()
+
+
+def _folded(
+    conv: nn.Conv2d, norm: nn.Module, device: torch.device, input_bias: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Weights and bias of ``conv`` followed by ``norm`` (batch norm in eval mode, or nothing), in float64.
 
+    ``input_bias`` (float64, one value per input channel, on ``device``) is a constant the input carries:
+    with a valid convolution every output sees it under all of its kernel, so it moves into the bias.
     The parameters go to ``device`` first (one float32 copy) and are folded there.
     """
 
     def get(tensor: torch.Tensor) -> torch.Tensor:
-        return tensor.detach().to(device).double().clone()  # a copy even when nothing needs converting
+        return _get(tensor, device)
 
     weight = get(conv.weight)
     bias = get(conv.bias) if conv.bias is not None else torch.zeros(weight.shape[0], device=device).double()
+    if input_bias is not None:
+        bias = bias + weight.sum(dim=(2, 3)) @ input_bias
     if isinstance(norm, nn.BatchNorm2d):
         scale = get(norm.weight) / torch.sqrt(get(norm.running_var) + norm.eps)
         weight = weight * scale[:, None, None, None]
@@ -75,12 +86,14 @@ def conv_bias_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pa
 class FusedConvBlock(nn.Module):
     """Two fused 3x3 convolution + bias + ReLU steps, from a :class:`napari_unet.model.ConvBlock`."""
 
-    def __init__(self, block: ConvBlock, dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(
+        self, block: ConvBlock, dtype: torch.dtype, device: torch.device, input_bias: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         conv1, norm1, _, conv2, norm2, _ = block
         self.padding = conv1.padding[0]
         for index, (conv, norm) in enumerate(((conv1, norm1), (conv2, norm2)), start=1):
-            weight, bias = _folded(conv, norm, device)
+            weight, bias = _folded(conv, norm, device, input_bias if index == 1 else None)
             memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
             weight = weight.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
             self.register_buffer(f"weight{index}", weight)
@@ -108,13 +121,27 @@ class FusedUNet(nn.Module):
         self.dtype = dtype
         self.down = nn.ModuleList(FusedConvBlock(block, dtype, device) for block in net.down)
         self.bottom = FusedConvBlock(net.bottom, dtype, device)
-        self.up_blocks = nn.ModuleList(FusedConvBlock(block, dtype, device) for block in net.up_blocks)
+        # with valid convolutions an up-convolution's bias is a constant the next convolution sees under its
+        # whole kernel: it moves into that convolution's bias, which saves a pass over the activation
+        fold_up_bias = net.config.padding == "valid"
+        self.up_blocks = nn.ModuleList()
+        copies = []
+        for up, block in zip(net.up, net.up_blocks, strict=True):
+            copy = nn.ConvTranspose2d(
+                up.in_channels, up.out_channels, 2, stride=2, bias=not fold_up_bias, dtype=up.weight.dtype
+            )
+            copy.weight.data.copy_(up.weight.detach())
+            input_bias = None
+            if fold_up_bias:
+                skip = torch.zeros(block[0].in_channels - up.out_channels, dtype=torch.float64, device=device)
+                input_bias = torch.cat([skip, _get(up.bias, device)])
+            else:
+                copy.bias.data.copy_(up.bias.detach())
+            copies.append(copy)
+            self.up_blocks.append(FusedConvBlock(block, dtype, device, input_bias))
         memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        copies = [nn.ConvTranspose2d(u.in_channels, u.out_channels, 2, stride=2) for u in net.up]
-        for copy, up in zip(copies, net.up, strict=True):
-            copy.load_state_dict(up.state_dict())
         self.up = nn.ModuleList(copies).to(device=device, dtype=dtype, memory_format=memory_format)
-        self.head = nn.Conv2d(net.head.in_channels, net.head.out_channels, 1)
+        self.head = nn.Conv2d(net.head.in_channels, net.head.out_channels, 1, dtype=net.head.weight.dtype)
         self.head.load_state_dict(net.head.state_dict())
         self.head.to(device=device, dtype=dtype, memory_format=memory_format)
         self.eval()
