@@ -23,7 +23,9 @@ python3 -c "import torch, numpy, skimage; print(torch.__version__, numpy.__versi
 
 if [ "${ONLY_SPEED:-0}" != 1 ]; then
 step "GPU tests (fused kernels, device tiling, training, out of memory)"
-OMP_NUM_THREADS=4 timeout "${TESTS_SECONDS:-200}" python3 -m pytest -p no:cacheprovider -q -m gpu \
+# the files with tests marked gpu (others import napari, dask or zarr, which the GPU machine may lack);
+# -rA names each test in the log
+OMP_NUM_THREADS=4 timeout "${TESTS_SECONDS:-200}" python3 -m pytest -p no:cacheprovider -q -rA -m gpu \
     tests/test_device_tiling.py tests/test_fused.py tests/test_tiling.py tests/test_train.py tests/test_predict.py \
     >>"$LOG" 2>&1
 fi
