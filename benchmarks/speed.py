@@ -260,7 +260,10 @@ def end_to_end(
         torch.cuda.reset_peak_memory_stats(device)
     with PeakRss() as rss:
         start = time.perf_counter()
-        segmentation = nu.drain(nu.iter_segment(model, image, config, objects=False))
+        seen: list[float] = []  # when each progress record arrives: the first once the tiles start
+        segmentation = nu.drain(
+            nu.iter_segment(model, image, config, objects=False), lambda _: seen.append(time.perf_counter())
+        )
         t_classes = time.perf_counter()
         if objects:
             classes_to_objects(
@@ -279,6 +282,11 @@ def end_to_end(
         "tiles": len(plan.offsets) ** 2,
         "batch": batch,
         "classes_s": round(t_classes - start, 3),
+        # before the first tile (copies of the network and the image, normalisation), the tiles, and
+        # after the last tile was queued (its results coming back, the result's last writes)
+        "before_tiles_s": round(seen[0] - start, 3),
+        "tiles_s": round(seen[-1] - seen[0], 3),
+        "after_tiles_s": round(t_classes - seen[-1], 3),
         "objects_s": round(t_objects - t_classes, 3) if objects else None,
         "total_s": round(t_objects - start, 3),
         "megapixels_per_s": round(pixels / (t_objects - start), 3),
