@@ -43,18 +43,14 @@ def _folded(
     with a valid convolution every output sees it under all of its kernel, so it moves into the bias.
     The parameters go to ``device`` first (one float32 copy) and are folded there.
     """
-
-    def get(tensor: torch.Tensor) -> torch.Tensor:
-        return _get(tensor, device)
-
-    weight = get(conv.weight)
-    bias = get(conv.bias) if conv.bias is not None else torch.zeros(weight.shape[0], device=device).double()
+    weight = _get(conv.weight, device)
+    bias = _get(conv.bias, device) if conv.bias is not None else torch.zeros(weight.shape[0], device=device).double()
     if input_bias is not None:
         bias = bias + weight.sum(dim=(2, 3)) @ input_bias
     if isinstance(norm, nn.BatchNorm2d):
-        scale = get(norm.weight) / torch.sqrt(get(norm.running_var) + norm.eps)
+        scale = _get(norm.weight, device) / torch.sqrt(_get(norm.running_var, device) + norm.eps)
         weight = weight * scale[:, None, None, None]
-        bias = (bias - get(norm.running_mean)) * scale + get(norm.bias)
+        bias = (bias - _get(norm.running_mean, device)) * scale + _get(norm.bias, device)
     return weight, bias
 
 

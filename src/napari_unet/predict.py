@@ -250,13 +250,13 @@ def _predict_with_retries(
 
     After running out of GPU memory the job is retried with a smaller batch, then smaller tiles.
     """
-    predictor = batch_predictor(net, device, config.amp)
-    if config.test_time_augmentation:
-        predictor = with_test_time_augmentation(predictor)
     while True:
         try:
             if planes is None:
                 return (yield from _predict_resident(model, net, raw, ranges, geom, tile, batch, device, config.amp))
+            predictor = batch_predictor(net, device, config.amp)
+            if config.test_time_augmentation:
+                predictor = with_test_time_augmentation(predictor)
             return (yield from predict_tiled(predictor, planes, model.n_classes, geom, tile, batch)), None
         except torch.OutOfMemoryError:
             devices.release(device)

@@ -217,7 +217,7 @@ class TrainingRun:
         Windows are cut straight into page-locked memory, from which the copy to the GPU runs without
         the host waiting; torch's pinned-memory cache hands a buffer out again only once its copy is done.
         """
-        pinned = self.device.type == "cuda"
+        pinned = self.device_checks  # on CUDA
         square = (batch_size, self.window, self.window)
         label_dtype = torch.uint8 if self.data.label_dtype == np.uint8 else torch.int32
         return (
