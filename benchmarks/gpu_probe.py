@@ -1,0 +1,182 @@
+"""GPU probe: traces and variants that explain the gaps the speed benchmark shows (one short CUDA run).
+
+    OUT=/tmp/probe python benchmarks/gpu_probe.py [--parts e2e_trace train_trace step_variants]
+
+- ``e2e_trace``: a torch.profiler trace of one 8192 x 8192 uint16 prediction to classes (paper preset,
+  the product's defaults, after a first run), with the wall time of each phase;
+- ``train_trace``: a trace of a few steps of ``fit`` (paper preset with batch norm, batch 4, 572 patches);
+- ``step_variants``: one optimisation step on a fixed batch (same network and batch) run as the product
+  runs it, without the gradient scaler, as one CUDA graph of the whole step, and with torch.compile of
+  the network: steps/s of each, to show what the loop's host work and the kernels themselves cost.
+
+Traces go to $OUT as gzipped Chrome traces (read them with benchmarks/trace_gaps.py); the figures to
+$OUT/probe.json, and a table is printed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import napari_unet as nu
+from napari_unet import device as devices
+from napari_unet.losses import weighted_cross_entropy
+from speed import _training_data, mosaic
+
+OUT = Path(os.environ.get("OUT", "/tmp/probe"))
+
+
+def save_trace(profile: torch.profiler.profile, name: str) -> None:
+    """The profile as a gzipped Chrome trace in $OUT."""
+    raw = OUT / f"{name}.json"
+    profile.export_chrome_trace(str(raw))
+    with open(raw, "rb") as source, gzip.open(f"{raw}.gz", "wb") as target:
+        shutil.copyfileobj(source, target)
+    raw.unlink()
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def profiler() -> torch.profiler.profile:
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    return torch.profiler.profile(activities=activities)
+
+
+def e2e_trace(device: torch.device) -> dict:
+    """Trace of one 8192^2 segmentation to classes with the product's defaults, after a first one."""
+    model = nu.new_model("paper", ["nucleus"], seed=0)
+    image = mosaic(8192)
+    config = nu.PredictConfig(device="cuda")
+    times = {}
+    for run in ("first", "again", "traced"):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        if run == "traced":
+            with profiler() as profile:
+                nu.drain(nu.iter_segment(model, image, config, objects=False))
+        else:
+            nu.drain(nu.iter_segment(model, image, config, objects=False))
+        times[run] = round(time.perf_counter() - start, 3)
+    save_trace(profile, "e2e_trace")
+    return times
+
+
+def train_trace(device: torch.device) -> dict:
+    """Trace of steps 30-45 of ``fit`` (paper + batch norm, batch 4, 572)."""
+    image, annotation = _training_data()
+    model = nu.new_model("paper", ["nucleus"], seed=0, norm="batch")
+    config = nu.TrainConfig(
+        steps=46, batch_size=4, patch_size=572, device="cuda", val_fraction=0.0, validate_every=10**9
+    )
+    profile = profiler()
+    stamps = {}
+    for record in nu.fit(model, [image], [annotation], config):
+        stamps[record.step] = time.perf_counter()
+        if record.step == 30 and not record.done:
+            profile.start()
+        if record.step == 45:
+            profile.stop()
+    save_trace(profile, "train_trace")
+    return {"steps_per_s_30_45": round(15 / (stamps[45] - stamps[30]), 2)}
+
+
+def step_variants(device: torch.device, seconds: float = 3.0) -> dict:
+    """Steps/s of one step on a fixed batch: as the product, without the scaler, CUDA graph, compiled."""
+    results = {}
+    for variant in ("product", "no_scaler", "graph", "compiled"):
+        try:
+            results[variant] = _one_variant(variant, device, seconds)
+        except Exception as error:  # a variant that fails is a result too
+            results[variant] = {"error": repr(error)[:300]}
+        print("step", variant, results[variant], flush=True)
+    return results
+
+
+def _one_variant(variant: str, device: torch.device, seconds: float, batch: int = 4, patch: int = 572) -> dict:
+    torch.manual_seed(0)
+    model = nu.new_model("paper", ["nucleus"], seed=0, norm="batch")
+    net = model.net.to(device, memory_format=torch.channels_last).train()
+    x = torch.randn(batch, 1, patch, patch, device=device).contiguous(memory_format=torch.channels_last)
+    out = model.config.output_size(patch)
+    y = torch.randint(0, 3, (batch, out, out), device=device, dtype=torch.uint8)
+    w = torch.rand(batch, out, out, device=device)
+    graph = variant == "graph"
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=device.type == "cuda", capturable=graph)
+    scaler = torch.amp.GradScaler(device.type, init_scale=1.0, enabled=variant == "product")
+    module = torch.compile(net, dynamic=False) if variant == "compiled" else net
+
+    def step() -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            logits = module(x)
+        loss = weighted_cross_entropy(logits, y, w)
+        optimizer.zero_grad(set_to_none=not graph)
+        if variant == "product":
+            loss = loss * torch.where(torch.isfinite(loss.detach()), 1.0, float("nan"))
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update(1.0)
+        return loss.detach()
+
+    start = time.perf_counter()
+    if graph:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream().wait_stream(side)
+        cuda_graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(cuda_graph):
+            step()
+        run = cuda_graph.replay
+    else:
+        run = step
+        for _ in range(3):
+            step()
+    sync(device)
+    warm_up = time.perf_counter() - start
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(10):
+            run()
+        n += 10
+        sync(device)
+    rate = n / (time.perf_counter() - start)
+    return {"steps_per_s": round(rate, 2), "warm_up_s": round(warm_up, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=["e2e_trace", "train_trace", "step_variants"])
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    device = devices.select_device("cuda")
+    results: dict = {"device": devices.describe(device), "torch": torch.__version__}
+    for part in args.parts:
+        start = time.perf_counter()
+        try:
+            results[part] = globals()[part](device)
+        except Exception as error:  # each part on its own: one failure keeps the others
+            results[part] = {"error": repr(error)[:300]}
+        print(part, round(time.perf_counter() - start, 1), "s:", results[part], flush=True)
+        (OUT / "probe.json").write_text(json.dumps(results, indent=2) + "\n")
+        devices.release(device)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()
