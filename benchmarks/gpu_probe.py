@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
 from napari_unet import device as devices
 from napari_unet.losses import weighted_cross_entropy
-from speed import _training_data, mosaic
+from speed import _training_data, mosaic, network_rate
 
 OUT = Path(os.environ.get("OUT", "/tmp/probe"))
 
@@ -91,6 +91,15 @@ def train_trace(device: torch.device) -> dict:
             profile.stop()
     save_trace(profile, "train_trace")
     return {"steps_per_s_30_45": round(15 / (stamps[45] - stamps[30]), 2)}
+
+
+def network_fused(device: torch.device) -> dict:
+    """The fused network alone at the 8192 job's tile and batch (1836, 4), eager beside it."""
+    model = nu.new_model("paper", ["nucleus"], seed=0)
+    return {
+        kernels: network_rate(model.net, model.config, device, 1836, 4, "bf16", True, 1.5, kernels)["tflops"]
+        for kernels in ("eager", "fused")
+    }
 
 
 def step_variants(device: torch.device, seconds: float = 3.0) -> dict:
@@ -160,7 +169,7 @@ def _one_variant(variant: str, device: torch.device, seconds: float, batch: int 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", default=["e2e_trace", "train_trace", "step_variants"])
+    parser.add_argument("--parts", nargs="+", default=["network_fused", "e2e_trace", "train_trace", "step_variants"])
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     device = devices.select_device("cuda")
