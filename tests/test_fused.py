@@ -90,3 +90,60 @@ def test_without_cudnn_fusion_the_copy_falls_back_once_with_a_warning(monkeypatc
     with torch.no_grad():
         torch.testing.assert_close(logits, net(x), rtol=1e-10, atol=1e-10)
         torch.testing.assert_close(copy(x), logits)  # no second attempt, no second warning
+
+
+def test_input_channels_padded_with_zeros_compute_the_same_logits():
+    net = _trained_looking(UNetConfig(depth=2, base_filters=4, norm="batch", in_channels=1))
+    x = torch.randn(2, 1, 92, 92, dtype=torch.float64)
+    padded = FusedUNet(net, dtype=torch.float64, input_multiple=8)
+    assert padded.input_channels == 8 and padded.down0_weight1.shape[1] == 8
+    with torch.no_grad():
+        torch.testing.assert_close(padded(x), net(x), rtol=1e-10, atol=1e-10)
+
+
+def test_the_cache_key_changes_with_every_change_to_the_network():
+    from napari_unet.fused import _key, _sources
+
+    net = _trained_looking(UNetConfig(depth=2, base_filters=4, norm="batch")).float()
+
+    def key() -> tuple:
+        return _key(_sources(net), torch.bfloat16, 8)
+
+    held = _sources(net)  # as the cache holds them: their storage cannot be reused
+    first = key()
+    assert key() == first
+    with torch.no_grad():
+        net.down[0][0].weight.add_(1.0)
+    second = key()
+    assert second != first
+    net.load_state_dict(net.state_dict())
+    third = key()
+    assert third != second
+    net.double().float()  # new storage for every tensor, versions unchanged
+    fourth = key()
+    assert fourth != third
+    net.train()(torch.randn(2, 1, 92, 92))  # batch norm statistics move in training mode
+    assert key() != fourth
+    assert held
+
+
+@cuda
+@pytest.mark.gpu
+def test_a_second_copy_comes_from_the_host_cache_and_sees_changes():
+    from napari_unet import fused as fused_module
+
+    net = _trained_looking(UNetConfig(depth=3, base_filters=16, norm="batch")).float()
+    x = torch.randn(2, 1, 316, 316, device="cuda").contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        first = FusedUNet(net, dtype=torch.bfloat16, device=torch.device("cuda"))
+        cached = fused_module._host_copies[net]
+        again = FusedUNet(net, dtype=torch.bfloat16, device=torch.device("cuda"))
+        assert fused_module._host_copies[net] is cached
+        assert all(torch.equal(first.weights()[k], again.weights()[k]) for k in first.names)
+        torch.testing.assert_close(again(x), first(x))
+    with torch.no_grad():
+        net.head.bias.add_(5.0)
+    with torch.inference_mode():
+        changed = FusedUNet(net, dtype=torch.bfloat16, device=torch.device("cuda"))
+    assert fused_module._host_copies[net] is not cached
+    assert not torch.equal(changed.head_bias, first.head_bias)
