@@ -8,6 +8,8 @@ import pytest
 from napari_unet import PredictConfig, drain, predict_probabilities
 from napari_unet.device_tiling import fits_on_device
 
+from .conftest import cuda
+
 
 @pytest.mark.parametrize(
     ("shape", "tile", "batch"),
@@ -94,3 +96,18 @@ def test_device_path_on_a_gpu_matches_the_host_path(tiny_model, monkeypatch):
     sure = np.abs(host.probabilities[0] - host.probabilities[1]) > 1e-3
     np.testing.assert_array_equal(resident.classes[sure], host.classes[sure])
     assert torch.cuda.memory_allocated() == allocated
+
+
+@cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["uint16", "float32", "uint8"])
+def test_a_large_image_goes_to_the_gpu_exactly_through_page_locked_blocks(dtype, monkeypatch):
+    import torch
+
+    from napari_unet import device_tiling
+
+    monkeypatch.setattr(device_tiling, "UPLOAD_BLOCK_BYTES", 1 << 20)  # 7-29 blocks through 3: each reused
+    top = 255 if dtype == "uint8" else 65535
+    planes = np.random.default_rng(0).integers(0, top, (1, 1, 2500, 2900), endpoint=True).astype(dtype)
+    on_device = device_tiling.upload(planes, torch.device("cuda"))
+    np.testing.assert_array_equal(on_device.cpu().numpy(), planes)  # uint16 comes back widened to int32
