@@ -147,3 +147,13 @@ def test_a_second_copy_comes_from_the_host_cache_and_sees_changes():
         changed = FusedUNet(net, dtype=torch.bfloat16, device=torch.device("cuda"))
     assert fused_module._host_copies[net] is not cached
     assert not torch.equal(changed.head_bias, first.head_bias)
+
+
+@pytest.mark.parametrize("shape", [(2, 16, 36, 50), (1, 8, 37, 51), (3, 1, 2, 2)])
+def test_pooling_by_reshape_is_max_pool2d(shape):
+    from napari_unet.fused import pool_by_reshape
+
+    x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
+    pooled = pool_by_reshape(x)
+    assert torch.equal(pooled, torch.nn.functional.max_pool2d(x, 2))
+    assert pooled.is_contiguous(memory_format=torch.channels_last)

@@ -184,6 +184,29 @@ def _conv_block(x: torch.Tensor, weights: dict[str, torch.Tensor], name: str, pa
     return conv_bias_relu(x, weights[f"{name}_weight2"], weights[f"{name}_bias2"], padding)
 
 
+#: How the copy max-pools on CUDA: "reshape" takes the maximum over a (H/2, 2, W/2, 2, C) view of the
+#: channels-last activation (a plain reduction, read once); "max_pool2d" is torch's pooling kernel.
+CUDA_POOLING = {"mode": "reshape"}
+
+
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """``F.max_pool2d(x, 2)``; on CUDA for a channels-last ``x`` as a reduction over a reshaped view.
+
+    Odd rows or columns at the end are dropped, as ``max_pool2d`` drops them.
+    """
+    if not (x.is_cuda and CUDA_POOLING["mode"] == "reshape" and x.is_contiguous(memory_format=torch.channels_last)):
+        return F.max_pool2d(x, 2)
+    return pool_by_reshape(x)
+
+
+def pool_by_reshape(x: torch.Tensor) -> torch.Tensor:
+    """2 x 2 max pooling of a channels-last ``x`` as a maximum over a reshaped (N, H/2, 2, W/2, 2, C) view."""
+    batch, channels, height, width = x.shape
+    nhwc = x.permute(0, 2, 3, 1)[:, : height - height % 2, : width - width % 2]
+    pooled = nhwc.reshape(batch, height // 2, 2, width // 2, 2, channels).amax(dim=(2, 4))
+    return pooled.permute(0, 3, 1, 2)
+
+
 #: On CUDA in 16-bit precision the first convolution's input channels are padded with zeros to a multiple
 #: of this: cuDNN's tensor-core kernels need it, and with one channel it falls back to a generic kernel
 #: that took 13% of the paper network's time (H100, 1836 tiles).
@@ -257,7 +280,7 @@ class FusedUNet(nn.Module):
         for i in range(self.depth):
             x = _conv_block(x, weights, f"down{i}", self.padding)
             skips.append(x)
-            x = F.max_pool2d(x, 2)
+            x = max_pool_2x2(x)
         x = _conv_block(x, weights, "bottom", self.padding)
         for i in range(self.depth):
             x = F.conv_transpose2d(x, weights[f"up{i}_weight"], weights.get(f"up{i}_bias"), stride=2)
