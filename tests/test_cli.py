@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -230,3 +231,27 @@ def test_the_model_remembers_its_object_shape(files, capsys):
     fine_tuned = files / "fine.pt"
     assert main([*train, "--out", str(fine_tuned), "--init", str(model), "--steps", "1", "--device", "cpu"]) == 0
     assert load_model(fine_tuned).object_shape == "packed"  # kept from --init
+
+
+def test_train_passes_compile_on_and_refuses_an_unknown_mode(files, capsys, monkeypatch):
+    import napari_unet.cli as cli
+
+    configs = []
+    real_fit = cli.fit
+
+    def fit(model, data, config):
+        configs.append(config)
+        return real_fit(model, data, config=replace(config, compile="off"))  # compiling takes half a minute
+
+    monkeypatch.setattr(cli, "fit", fit)
+    train = ["train", "--image", str(files / "cells.tif"), "--labels", str(files / "cells_labels.tif")]
+    train += ["--steps", "1", "--device", "cpu"]
+    assert main([*train, "--out", str(files / "m.pt"), "--compile", "reduce-overhead"]) == 0
+    assert main([*train, "--out", str(files / "n.pt")]) == 0
+    assert [c.compile for c in configs] == ["reduce-overhead", "off"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*train, "--out", str(files / "o.pt"), "--compile", "fast"])
+    assert exit_info.value.code == 2
+    assert "argument --compile: invalid choice: 'fast'" in capsys.readouterr().err
+    assert not (files / "o.pt").exists()

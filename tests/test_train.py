@@ -247,3 +247,73 @@ def test_real_gpu_out_of_memory_in_training_lowers_the_batch(scribbled, gpu_near
     assert any(r.message.startswith("GPU memory full") for r in records)
     assert records[-1].done and records[-1].step == 3
     assert torch.cuda.memory_allocated() == gpu_nearly_full
+
+
+def test_compiled_training_steps_match_eager_ones_and_leave_the_network_uncompiled(scribbled, monkeypatch):
+    from napari_unet.model import UNet
+
+    image, annotation, _ = scribbled
+    compiles = []
+    real_compile = torch.compile
+
+    def spy(net, **kwargs):
+        compiles.append(kwargs)
+        return real_compile(net, **kwargs)
+
+    monkeypatch.setattr(trainer.torch, "compile", spy)
+    losses, models = {}, {}
+    for mode in ("off", "default"):
+        models[mode] = model = new_model("light", ["nucleus"], depth=2, base_filters=4, seed=0)
+        config = TrainConfig(steps=4, batch_size=2, patch_size=60, validate_every=4, device="cpu", compile=mode)
+        records = list(fit(model, [image], [annotation], config))
+        assert [r.step for r in records[:-1]] == [1, 2, 3, 4] and records[-1].message == "finished"
+        losses[mode] = [r.loss for r in records[:-1]]
+    assert compiles == [{"mode": "default", "dynamic": False}]  # no torch.compile with "off"
+    assert all(math.isfinite(v) for v in losses["default"])
+    np.testing.assert_allclose(losses["default"], losses["off"], rtol=1e-4)  # fused kernels round differently
+    model = models["default"]
+    assert type(model.net) is UNet and not model.net.training
+    assert not any("_orig_mod" in key for key in model.net.state_dict())
+    assert all(p.device.type == "cpu" for p in model.net.parameters())
+    assert model.history[-1]["config"]["compile"] == "default"
+    start, eager, compiled = (
+        torch.cat([p.detach().flatten() for p in m.net.parameters()])
+        for m in (new_model("light", ["nucleus"], depth=2, base_filters=4, seed=0), models["off"], model)
+    )  # the optimizer trained the network itself (AdamW's steps on near-zero gradients amplify rounding)
+    assert (compiled - eager).abs().mean() < 0.1 * (start - eager).abs().mean()
+
+
+def test_a_failed_compilation_is_a_training_error_and_out_of_memory_still_lowers_the_batch(
+    tiny_model, scribbled, monkeypatch
+):
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    image, annotation, _ = scribbled
+    failure: list[Exception] = []
+
+    def compile_(net, **kwargs):  # fails the way torch.compile does: on the first call
+        def forward(x):
+            if isinstance(failure[-1], torch.OutOfMemoryError) and x.shape[0] <= 2:
+                return net(x)
+            raise BackendCompilerFailed(compile_, failure[-1], None)
+
+        return forward
+
+    monkeypatch.setattr(trainer.torch, "compile", compile_)
+    failure.append(torch.OutOfMemoryError("CUDA out of memory (simulated, while compiling)"))
+    config = TrainConfig(steps=3, batch_size=8, patch_size=60, device="cpu", compile="default")
+    records = list(fit(tiny_model, [image], [annotation], config))
+    assert [r.message for r in records if r.message.startswith("GPU")] == [
+        "GPU memory full: batch size lowered to 4",
+        "GPU memory full: batch size lowered to 2",
+    ]
+    assert records[-1].step == 3 and records[-1].message == "finished"
+    failure.append(RuntimeError("C++ compile error\nthe compiler's long log"))
+    with pytest.raises(TrainingError, match=r"^torch.compile failed \(RuntimeError: C\+\+ compile error\); train wi"):
+        drain(fit(tiny_model, [image], [annotation], config))
+    assert tiny_model.history[-1]["steps"] == 0 and next(tiny_model.net.parameters()).device.type == "cpu"
+
+
+def test_an_unknown_compile_mode_is_refused():
+    with pytest.raises(ValueError, match=r"compile must be one of 'off', 'default', 'reduce-overhead', not 'fast'"):
+        TrainConfig(compile="fast")

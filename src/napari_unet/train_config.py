@@ -8,6 +8,9 @@ from dataclasses import dataclass, field, replace
 from .augment import AugmentConfig
 from .validation import Validation
 
+#: Values of ``TrainConfig.compile``: no compilation, or a ``torch.compile`` mode.
+COMPILE_MODES = ("off", "default", "reduce-overhead")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -58,6 +61,14 @@ class TrainConfig:
         Mixed precision (bfloat16 or float16) on GPUs.
     channels_last : bool
         Channels-last memory layout (CUDA tensor cores; oneDNN on CPUs, about 1.2x faster training steps).
+    compile : {"off", "default", "reduce-overhead"}
+        ``torch.compile`` the network's training forward pass (and so its backward pass): "default" fuses
+        the element-wise and batch-norm kernels, so the host launches far fewer of them; "reduce-overhead"
+        also replays the steps as CUDA graphs. Compiling takes tens of seconds at the start (again after
+        the batch shrinks for lack of GPU memory), which counts against ``minutes``: worth it for runs of
+        several minutes on a GPU, where host-bound steps get faster (steps of the paper U-Net on a fixed
+        batch on an H100: 46/s eager, 60/s compiled). On the CPU it compiles too but rarely pays.
+        Validation, previews and the saved model use the network uncompiled.
     """
 
     steps: int | None = 500
@@ -80,6 +91,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
+    compile: str = "off"
 
     def __post_init__(self) -> None:
         if self.steps is None and self.minutes is None:
@@ -88,6 +100,9 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'adamw' or 'sgd', not {self.optimizer!r}")
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if self.compile not in COMPILE_MODES:
+            allowed = ", ".join(repr(m) for m in COMPILE_MODES)
+            raise ValueError(f"compile must be one of {allowed}, not {self.compile!r}")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import copy
 import datetime
 import math
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -19,6 +19,7 @@ from . import device as devices
 from .augment import augment_batch
 from .bundle import Model
 from .data import TrainingData
+from .errors import TrainingError
 from .losses import weighted_cross_entropy
 from .model import UNetConfig
 from .train_config import TrainConfig, TrainProgress, learning_rate_at, with_learning_rate
@@ -119,6 +120,8 @@ class TrainingRun:
         config = with_learning_rate(config, trained_before=bool(model.history))
         self.model, self.data, self.config, self.device = model, data, config, device
         self.net = model.net
+        #: what runs the training forward pass: the network, or its compiled wrapper (see :meth:`compiled`)
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = self.net
         self.size, self.out, self.window = patch_geometry(model, config, device.type)
         self.rng = np.random.default_rng(config.seed)
         self.gen = torch.Generator().manual_seed(config.seed)
@@ -139,6 +142,34 @@ class TrainingRun:
         self.batch_size = config.batch_size
         self.prefetcher: ThreadPoolExecutor | None = None
         self.ahead: Future | None = None
+
+    def compiled(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The training forward pass: ``self.net`` itself, or its ``torch.compile`` wrapper (``config.compile``).
+
+        The wrapper shares the network's parameters and buffers, so the optimizer and everything that uses
+        ``self.net`` (validation, previews, saving) see the same weights. It compiles on its first call, and
+        again for a new batch shape (``dynamic=False``: a batch shrunk after running out of memory). A
+        compilation that fails raises TrainingError, or the OutOfMemoryError behind it (a smaller batch may fit).
+        """
+        if self.config.compile == "off":
+            return self.net
+        from torch._dynamo.exc import BackendCompilerFailed
+
+        compiled = torch.compile(self.net, mode=self.config.compile, dynamic=False)
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            try:
+                return compiled(x)
+            except BackendCompilerFailed as error:
+                cause = error.inner_exception
+                if isinstance(cause, torch.OutOfMemoryError):
+                    raise cause from error
+                first_line = next(iter(str(cause).splitlines()), "")
+                raise TrainingError(
+                    f"torch.compile failed ({type(cause).__name__}: {first_line}); train with compile 'off'"
+                ) from error
+
+        return forward
 
     def grad_scaler(self) -> torch.amp.GradScaler:
         """The gradient scaler: dynamic for float16 autocast; on CUDA always on (at scale 1 without float16).
@@ -243,10 +274,14 @@ class TrainingRun:
             group["lr"] = lr
         self.net.train()
         x, y, w = batch
-        with devices.autocast(self.device, self.amp):
-            logits = self.net(x)
-        loss = weighted_cross_entropy(logits, y, w)
         optimizer.zero_grad(set_to_none=True)
+        if self.config.compile == "reduce-overhead":
+            # CUDA graphs reuse their outputs' memory from one step to the next: say where a step begins
+            # rather than rely on torch's guess (wrong after a step cut short before its backward pass)
+            torch.compiler.cudagraph_mark_step_begin()
+        with devices.autocast(self.device, self.amp):
+            logits = self.forward(x)
+        loss = weighted_cross_entropy(logits, y, w)
         launched = LaunchedStep(loss.detach().to("cpu", non_blocking=self.device_checks), None, lr)
         if self.device_checks:
             launched.ready = torch.cuda.Event()
@@ -285,6 +320,7 @@ class TrainingRun:
         self.net.to(self.device)
         if self.config.channels_last and self.device.type in ("cuda", "cpu"):
             self.net.to(memory_format=torch.channels_last)
+        self.forward = self.compiled()
         optimizer = _optimizer(self.net, self.config, fused=self.device_checks)
         self.good_state = copy.deepcopy(self.net.state_dict())
         bad_steps = 0
@@ -347,6 +383,11 @@ class TrainingRun:
         if self.prefetcher is not None:
             self.prefetcher.shutdown(wait=True, cancel_futures=True)
             self.prefetcher, self.ahead = None, None
+        self.forward = self.net
+        if self.config.compile == "reduce-overhead" and self.device.type == "cuda":
+            # torch keeps the compiled code for as long as the network lives, and with it the private memory
+            # pool of its CUDA graphs: drop it (and torch's other compiled code) to hand the memory back
+            torch.compiler.reset()
         self.net.eval()
         self.net.to("cpu", memory_format=torch.contiguous_format)
         devices.release(self.device)
