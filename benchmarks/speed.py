@@ -26,6 +26,7 @@ import platform
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,9 @@ def network_rate(
 ) -> dict:
     """Forward passes on random tiles for about ``seconds``: the network's own throughput."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    net = net.to(device=device, memory_format=memory_format).eval()
+    if kernels != "fused":  # a fused copy is made on the device from the network where it is, as the product does
+        net = net.to(device=device, memory_format=memory_format)
+    net = net.eval()
     x = torch.randn(batch, config.in_channels, tile, tile, device=device).contiguous(memory_format=memory_format)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -349,13 +352,20 @@ def _training_data() -> tuple[np.ndarray, np.ndarray]:
     return image, np.where(truth > 0, 2, 1).astype(np.uint8)
 
 
-def training_rate(preset: str, device: torch.device, steps: int, batch: int, patch: int, norm: str = "") -> dict:
-    """Steps/s and output pixels/s of ``fit`` with the default (elastic) augmentation, after 10 warm-up steps."""
+def training_rate(
+    preset: str, device: torch.device, steps: int, batch: int, patch: int, norm: str = "", compile: str = "off"
+) -> dict:
+    """Steps/s and output pixels/s of ``fit`` with the default (elastic) augmentation, after 10 warm-up steps.
+
+    With ``compile`` (``TrainConfig.compile``) the compilation falls in the first step, before the timing.
+    """
     image, annotation = _training_data()
     model = nu.new_model(preset, ["nucleus"], seed=0, **({"norm": norm} if norm else {}))
     config = nu.TrainConfig(
         steps=steps, batch_size=batch, patch_size=patch, device=device.type, val_fraction=0.0, validate_every=10**9
     )
+    if compile != "off":
+        config = replace(config, compile=compile)
     size, out, _ = patch_geometry(model, config, device.type)
     times = {record.step: time.perf_counter() for record in nu.fit(model, [image], [annotation], config)}
     warm = min(10, steps // 3)
@@ -364,6 +374,7 @@ def training_rate(preset: str, device: torch.device, steps: int, batch: int, pat
         "preset": preset,
         "norm": model.config.norm,
         "batch": batch,
+        "compile": compile,
         "patch": size,
         "output_patch": out,
         "steps_per_s": round((steps - warm) / seconds, 2),
@@ -454,13 +465,21 @@ def main() -> None:
             if gpu
             else [("light", 8, 0, "")]
         )
+        # the paper preset with batch norm is the anchor's training step (BENCHMARKS.md)
+        compiled_jobs = [
+            ("paper", 4, 572, "batch", "default"),
+            ("paper", 4, 572, "batch", "reduce-overhead"),
+            ("standard", 8, 0, "", "default"),
+        ]
+        compiled_jobs = compiled_jobs if gpu and not args.quick else []
         steps = 12 if args.quick else (200 if gpu else 30)
         results["training"] = []
-        for job_preset, batch, patch, norm in jobs:
+        for job_preset, batch, patch, norm, *compile in [*jobs, *compiled_jobs]:
             try:
-                results["training"].append(training_rate(job_preset, device, steps, batch, patch, norm))
+                results["training"].append(training_rate(job_preset, device, steps, batch, patch, norm, *compile))
             except Exception as error:  # a run that fails is a result too
-                results["training"].append({"preset": job_preset, "norm": norm, "error": repr(error)[:300]})
+                row = {"preset": job_preset, "norm": norm, "compile": compile, "error": repr(error)[:300]}
+                results["training"].append(row)
             print("training", results["training"][-1], flush=True)
             save()
         results["first_preview"] = [first_preview(jobs[0][0], device, jobs[0][1], jobs[0][2])]

@@ -317,3 +317,19 @@ def test_a_failed_compilation_is_a_training_error_and_out_of_memory_still_lowers
 def test_an_unknown_compile_mode_is_refused():
     with pytest.raises(ValueError, match=r"compile must be one of 'off', 'default', 'reduce-overhead', not 'fast'"):
         TrainConfig(compile="fast")
+
+
+@cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_compiled_training_on_a_gpu_learns_and_gives_the_memory_back(scribbled, mode):
+    image, annotation, objects = scribbled
+    before = torch.cuda.memory_allocated()
+    model = new_model("light", ["nucleus"], depth=2, base_filters=8, seed=0)
+    config = TrainConfig(steps=150, batch_size=8, patch_size=60, device="cuda", compile=mode)
+    records = list(fit(model, [image], [annotation], config))
+    assert records[-1].done and records[-1].step == 150
+    assert all(np.isfinite(r.loss) for r in records)
+    assert type(model.net).__name__ == "UNet" and next(model.net.parameters()).device.type == "cpu"
+    assert torch.cuda.memory_allocated() == before
+    assert foreground_iou(objects, segment(model, image, objects=False).classes) > 0.6
