@@ -94,17 +94,19 @@ def train_trace(device: torch.device) -> dict:
 
 
 def network_fused(device: torch.device) -> dict:
-    """The fused network alone at the 8192 job's tile and batch (1836, 4), each pooling; eager beside it."""
+    """The fused network alone at the 8192 job's tile and batch (1836, 4): the defaults (twice, for the
+    spread), the first layer as a convolution, torch's pooling kernel; eager beside them."""
     from napari_unet import fused
 
     model = nu.new_model("paper", ["nucleus"], seed=0)
     rows = {"eager": network_rate(model.net, model.config, device, 1836, 4, "bf16", True, 1.5)["tflops"]}
-    default = fused.CUDA_POOLING["mode"]
-    for mode in ("max_pool2d", "reshape", default):  # the default twice: the spread between equal runs
-        fused.CUDA_POOLING["mode"] = mode
+    variants = [("defaults", {}), ("first_layer_conv", {"first": "conv"}), ("pool_max_pool2d", {"pool": "max_pool2d"})]
+    for name, change in [*variants, variants[0]]:
+        fused.CUDA_FIRST_LAYER["mode"] = change.get("first", "gemm")
+        fused.CUDA_POOLING["mode"] = change.get("pool", "reshape")
         rate = network_rate(model.net, model.config, device, 1836, 4, "bf16", True, 1.5, "fused")["tflops"]
-        rows.setdefault(f"fused_pool_{mode}", []).append(rate)
-    fused.CUDA_POOLING["mode"] = default
+        rows.setdefault(f"fused_{name}", []).append(rate)
+    fused.CUDA_FIRST_LAYER["mode"], fused.CUDA_POOLING["mode"] = "gemm", "reshape"
     return rows
 
 

@@ -92,13 +92,14 @@ def test_without_cudnn_fusion_the_copy_falls_back_once_with_a_warning(monkeypatc
         torch.testing.assert_close(copy(x), logits)  # no second attempt, no second warning
 
 
-def test_input_channels_padded_with_zeros_compute_the_same_logits():
-    net = _trained_looking(UNetConfig(depth=2, base_filters=4, norm="batch", in_channels=1))
-    x = torch.randn(2, 1, 92, 92, dtype=torch.float64)
-    padded = FusedUNet(net, dtype=torch.float64, input_multiple=8)
-    assert padded.input_channels == 8 and padded.down0_weight1.shape[1] == 8
+@pytest.mark.parametrize(("channels", "padding"), [(1, "valid"), (2, "same"), (3, "valid")])
+def test_first_convolution_as_a_matrix_product_computes_the_same_logits(channels, padding):
+    config = UNetConfig(depth=2, base_filters=4, norm="batch", in_channels=channels, padding=padding)
+    net = _trained_looking(config)
+    x = torch.randn(2, channels, 92, 92, dtype=torch.float64)
+    copy = FusedUNet(net, dtype=torch.float64, first_as_gemm=True)
     with torch.no_grad():
-        torch.testing.assert_close(padded(x), net(x), rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(copy(x), net(x), rtol=1e-10, atol=1e-10)
 
 
 def test_the_cache_key_changes_with_every_change_to_the_network():
@@ -107,7 +108,7 @@ def test_the_cache_key_changes_with_every_change_to_the_network():
     net = _trained_looking(UNetConfig(depth=2, base_filters=4, norm="batch")).float()
 
     def key() -> tuple:
-        return _key(_sources(net), torch.bfloat16, 8)
+        return _key(_sources(net), torch.bfloat16)
 
     held = _sources(net)  # as the cache holds them: their storage cannot be reused
     first = key()

@@ -75,6 +75,10 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 def release(device: torch.device) -> None:
     """Return cached GPU memory to the driver so other programs (and napari) can use it."""
     if device.type == "cuda":
+        # cuBLAS keeps a workspace (32 MiB) per stream in torch's allocator once it has run a product
+        clear_workspaces = getattr(torch._C, "_cuda_clearCublasWorkspaces", None)
+        if clear_workspaces is not None:
+            clear_workspaces()
         torch.cuda.empty_cache()
     elif device.type == "mps":
         torch.mps.empty_cache()

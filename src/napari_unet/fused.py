@@ -81,12 +81,7 @@ def conv_bias_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pa
     return F.relu(F.conv2d(x, weight, bias, padding=pad))
 
 
-def _pad_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
-    """A first convolution's weights for ``channels`` input channels, the new ones all zero."""
-    return F.pad(weight, (0, 0, 0, 0, 0, channels - weight.shape[1]))
-
-
-def _folded_weights(net: UNet, device: torch.device, input_channels: int) -> dict[str, torch.Tensor]:
+def _folded_weights(net: UNet, device: torch.device) -> dict[str, torch.Tensor]:
     """Every weight and bias of the fused copy of ``net``, folded in float64 on ``device``.
 
     Names: ``down{i}_weight1`` ... for the blocks (``bottom``, ``up_block{i}``), ``up{i}_weight`` (and
@@ -94,16 +89,14 @@ def _folded_weights(net: UNet, device: torch.device, input_channels: int) -> dic
     """
     weights: dict[str, torch.Tensor] = {}
 
-    def block(name: str, convs: ConvBlock, input_bias: torch.Tensor | None = None, channels: int = 0) -> None:
+    def block(name: str, convs: ConvBlock, input_bias: torch.Tensor | None = None) -> None:
         conv1, norm1, _, conv2, norm2, _ = convs
         for index, (conv, norm) in enumerate(((conv1, norm1), (conv2, norm2)), start=1):
             weight, bias = _folded(conv, norm, device, input_bias if index == 1 else None)
-            if index == 1 and channels > weight.shape[1]:
-                weight = _pad_input_channels(weight, channels)
             weights[f"{name}_weight{index}"], weights[f"{name}_bias{index}"] = weight, bias
 
     for i, convs in enumerate(net.down):
-        block(f"down{i}", convs, channels=input_channels if i == 0 else 0)
+        block(f"down{i}", convs)
     block("bottom", net.bottom)
     # with valid convolutions an up-convolution's bias is a constant the next convolution sees under its
     # whole kernel: it moves into that convolution's bias, which saves a pass over the activation
@@ -140,12 +133,12 @@ def _sources(net: UNet) -> list[torch.Tensor]:
     return [t.detach() for t in [*net.parameters(), *net.buffers()]]
 
 
-def _key(sources: list[torch.Tensor], dtype: torch.dtype, input_channels: int) -> tuple:
+def _key(sources: list[torch.Tensor], dtype: torch.dtype) -> tuple:
     """What a fused copy depends on: every tensor's storage and version (bumped by each in-place change)."""
-    return (dtype, input_channels, *((t.data_ptr(), t._version, t.device, t.dtype) for t in sources))
+    return (dtype, *((t.data_ptr(), t._version, t.device, t.dtype) for t in sources))
 
 
-def fused_weights(net: UNet, dtype: torch.dtype, device: torch.device, input_channels: int) -> dict[str, torch.Tensor]:
+def fused_weights(net: UNet, dtype: torch.dtype, device: torch.device) -> dict[str, torch.Tensor]:
     """The fused copy's weights in ``dtype`` on ``device`` (channels-last there on CUDA).
 
     For a network on the host, on CUDA they come from the host copy of the last call when the network
@@ -155,16 +148,16 @@ def fused_weights(net: UNet, dtype: torch.dtype, device: torch.device, input_cha
     """
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     sources = _sources(net)
-    key = _key(sources, dtype, input_channels)
-    # only for a network kept on the host between jobs: refs to a training network's GPU tensors would hold
-    # their memory after training
-    cacheable = device.type == "cuda" and all(t.device.type == "cpu" for t in sources)
+    # only for a network kept on the host between jobs (refs to a training network's GPU tensors would hold
+    # their memory after training), and not for inference tensors, which have no version
+    cacheable = device.type == "cuda" and all(t.device.type == "cpu" and not t.is_inference() for t in sources)
+    key = _key(sources, dtype) if cacheable else None
     cached = _host_copies.get(net) if cacheable else None
     if cached is not None and cached.key == key:
         return {name: w.to(device, non_blocking=True) for name, w in cached.weights.items()}
     weights = {
         name: w.to(dtype).contiguous(memory_format=memory_format if w.dim() == 4 else torch.contiguous_format)
-        for name, w in _folded_weights(net, device, input_channels).items()
+        for name, w in _folded_weights(net, device).items()
     }
     if not cacheable:
         _host_copies.pop(net, None)
@@ -207,10 +200,40 @@ def pool_by_reshape(x: torch.Tensor) -> torch.Tensor:
     return pooled.permute(0, 3, 1, 2)
 
 
-#: On CUDA in 16-bit precision the first convolution's input channels are padded with zeros to a multiple
-#: of this: cuDNN's tensor-core kernels need it, and with one channel it falls back to a generic kernel
-#: that took 13% of the paper network's time (H100, 1836 tiles).
-CUDA_INPUT_CHANNEL_MULTIPLE = 8
+#: Whether the copy runs its first convolution as a matrix product on CUDA in 16-bit precision when the
+#: input has few channels ("gemm"), or as a convolution ("conv"). With one input channel cuDNN has no
+#: tensor-core kernel: a generic one plus a layout copy took 13% of the paper network's GPU time (H100,
+#: 1836 tiles); padded to 8 channels it picked a slower one still.
+CUDA_FIRST_LAYER = {"mode": "gemm"}
+
+#: The first convolution runs as a matrix product when its input has at most this many channels.
+GEMM_MAX_CHANNELS = 3
+
+
+def first_conv_as_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int) -> torch.Tensor:
+    """``relu(conv2d(x, weight, bias, padding))`` as one matrix product, returned channels-last.
+
+    The 9 C shifted copies of the input (im2col, each written in one contiguous pass) make a (K, M)
+    matrix, K padded with zero rows to a multiple of 8 and M = B h w; its transpose times the (K, O)
+    weights, with the bias and ReLU in cuBLAS's epilogue, is the (M, O) output: the channels-last
+    activation itself.
+    """
+    if padding:
+        x = F.pad(x, (padding,) * 4)
+    batch, channels, height, width = x.shape
+    out_channels, _, kh, kw = weight.shape
+    h, w = height - kh + 1, width - kw + 1
+    taps, m = channels * kh * kw, batch * h * w
+    k_rows, m_padded = -(-taps // 8) * 8, -(-m // 8) * 8  # aligned rows for the matrix units
+    columns = torch.zeros((k_rows, m_padded), dtype=weight.dtype, device=x.device)
+    shifted = columns[:taps, :m].view(channels, kh, kw, batch, h, w)
+    for c in range(channels):
+        for dy in range(kh):
+            for dx in range(kw):
+                shifted[c, dy, dx].copy_(x[:, c, dy : dy + h, dx : dx + w])
+    matrix = F.pad(weight.reshape(out_channels, taps), (0, k_rows - taps))  # (O, K)
+    out = torch._addmm_activation(bias, columns.t(), matrix.t())  # (M, O), bias and ReLU fused
+    return out[:m].view(batch, h, w, out_channels).permute(0, 3, 1, 2)
 
 
 class FusedUNet(nn.Module):
@@ -228,9 +251,9 @@ class FusedUNet(nn.Module):
         Precision of the weights and the computation.
     device : torch.device, optional
         Where the copy computes; the network's device if None.
-    input_multiple : int, optional
-        Pad the input channels with zeros to a multiple of this (weights zero there too); None: 8 on CUDA
-        in 16-bit precision (see CUDA_INPUT_CHANNEL_MULTIPLE), else 1.
+    first_as_gemm : bool, optional
+        Run the first convolution as a matrix product (:func:`first_conv_as_gemm`); None: on CUDA in
+        16-bit precision with at most GEMM_MAX_CHANNELS input channels (see CUDA_FIRST_LAYER).
     """
 
     def __init__(
@@ -238,20 +261,21 @@ class FusedUNet(nn.Module):
         net: UNet,
         dtype: torch.dtype = torch.float32,
         device: torch.device | None = None,
-        input_multiple: int | None = None,
+        first_as_gemm: bool | None = None,
     ) -> None:
         super().__init__()
         if not can_fuse(net):
             raise ValueError("only U-Nets without group norm can be fused")
         device = torch.device(device) if device is not None else next(net.parameters()).device
-        if input_multiple is None:
+        if first_as_gemm is None:
             sixteen_bit = dtype in (torch.bfloat16, torch.float16)
-            input_multiple = CUDA_INPUT_CHANNEL_MULTIPLE if device.type == "cuda" and sixteen_bit else 1
+            few_channels = net.config.in_channels <= GEMM_MAX_CHANNELS
+            first_as_gemm = device.type == "cuda" and sixteen_bit and few_channels
+        self.first_as_gemm = first_as_gemm
         self.dtype = dtype
         self.depth = net.config.depth
         self.padding = net.down[0][0].padding[0]
-        self.input_channels = -(-net.config.in_channels // input_multiple) * input_multiple
-        weights = fused_weights(net, dtype, device, self.input_channels)
+        weights = fused_weights(net, dtype, device)
         for name, weight in weights.items():
             self.register_buffer(name, weight)
         self.names = list(weights)
@@ -261,24 +285,17 @@ class FusedUNet(nn.Module):
         """The copy's weights by name (see :func:`fused_weights`)."""
         return {name: getattr(self, name) for name in self.names}
 
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` in the copy's precision, its channels padded with zeros to ``input_channels``."""
-        batch, channels, height, width = x.shape
-        if channels == self.input_channels:
-            return x.to(self.dtype)
-        # channels-last (as the padded weights are): the zero channels are written once, with the copy
-        padded = torch.zeros((batch, height, width, self.input_channels), dtype=self.dtype, device=x.device)
-        padded = padded.permute(0, 3, 1, 2)
-        padded[:, :channels] = x
-        return padded
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (in ``dtype``) for a batch of images."""
         weights = self.weights()
-        x = self._input(x)
+        x = x.to(self.dtype)
         skips = []
         for i in range(self.depth):
-            x = _conv_block(x, weights, f"down{i}", self.padding)
+            if i == 0 and self.first_as_gemm and CUDA_FIRST_LAYER["mode"] == "gemm":
+                x = first_conv_as_gemm(x, weights["down0_weight1"], weights["down0_bias1"], self.padding)
+                x = conv_bias_relu(x, weights["down0_weight2"], weights["down0_bias2"], self.padding)
+            else:
+                x = _conv_block(x, weights, f"down{i}", self.padding)
             skips.append(x)
             x = max_pool_2x2(x)
         x = _conv_block(x, weights, "bottom", self.padding)
