@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
 from napari_unet import device as devices
 from napari_unet.losses import weighted_cross_entropy
-from speed import _training_data, mosaic, network_rate
+from speed import _training_data, end_to_end, mosaic, network_rate, training_rate
 
 OUT = Path(os.environ.get("OUT", "/tmp/probe"))
 
@@ -108,6 +108,27 @@ def network_fused(device: torch.device) -> dict:
         rows.setdefault(f"fused_{name}", []).append(rate)
     fused.CUDA_FIRST_LAYER["mode"], fused.CUDA_POOLING["mode"] = "gemm", "reshape"
     return rows
+
+
+def repeat(device: torch.device) -> dict:
+    """A second sample of the headline figures: the 8192 image three more times against the network
+    alone, and fit of the paper preset with batch norm compiled with CUDA graphs, its warm-up included."""
+    model = nu.new_model("paper", ["nucleus"], seed=0)
+    image = mosaic(8192)
+    config = nu.PredictConfig(device="cuda")
+    nu.drain(nu.iter_segment(model, image, config, objects=False))  # the first image
+    rows = [end_to_end(model, image, device, False, config) for _ in range(3)]
+    tile, batch = rows[0]["tile"], rows[0]["batch"]
+    limit = network_rate(model.net, model.config, device, tile, batch, "bf16", True, 2.0, "fused")
+    pixels = image.size / 1e6
+    result = {
+        "network_only_tflops": limit["tflops"],
+        "end_to_end_s": [row["classes_s"] for row in rows],
+        "ratios": [round(pixels / row["classes_s"] / limit["megapixels_per_s"], 3) for row in rows],
+    }
+    print("repeat", result, flush=True)
+    result["training"] = training_rate("paper", device, 200, 4, 572, "batch", "reduce-overhead")
+    return result
 
 
 def step_variants(device: torch.device, seconds: float = 3.0) -> dict:

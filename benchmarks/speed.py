@@ -367,6 +367,7 @@ def training_rate(
     if compile != "off":
         config = replace(config, compile=compile)
     size, out, _ = patch_geometry(model, config, device.type)
+    start = time.perf_counter()
     times = {record.step: time.perf_counter() for record in nu.fit(model, [image], [annotation], config)}
     warm = min(10, steps // 3)
     seconds = times[steps] - times[warm]
@@ -378,6 +379,7 @@ def training_rate(
         "patch": size,
         "output_patch": out,
         "steps_per_s": round((steps - warm) / seconds, 2),
+        "seconds_to_step_10": round(times[warm] - start, 1),  # compilation included
         "output_megapixels_per_s": round((steps - warm) * batch * out * out / seconds / 1e6, 3),
     }
 
