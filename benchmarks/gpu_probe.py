@@ -125,6 +125,7 @@ def repeat(device: torch.device) -> dict:
         "network_only_tflops": limit["tflops"],
         "end_to_end_s": [row["classes_s"] for row in rows],
         "ratios": [round(pixels / row["classes_s"] / limit["megapixels_per_s"], 3) for row in rows],
+        "phases_s": [(row["before_tiles_s"], row["tiles_s"], row["after_tiles_s"]) for row in rows],
     }
     print("repeat", result, flush=True)
     result["training"] = training_rate("paper", device, 200, 4, 572, "batch", "reduce-overhead")
