@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks of the issues in one pass, for a CUDA machine without napari (the workplace's device
 # machine): the GPU tests and the speed benchmark alone on the GPU; with QUALITY=1 also the DSB2018
-# scribble run through the CLI on CUDA, the starting model's recipe and the quality cases on the GPU. Every step has its own time limit
+# scribble run through the CLI on CUDA, the starting model's recipe and the quality cases on the GPU; then
+# (REPEAT=1, the default) a second sample of the end-to-end ratio and of compiled training (probe.json).
+# Every step has its own time limit
 # and copies its results to $OUT as soon as it ends, so one failure or timeout loses nothing else.
 #
 #   OUT=/tmp/gpu NAPARI_UNET_BENCH_DATA=.benchdata bash benchmarks/gpu_checks.sh
@@ -55,4 +57,8 @@ step "speed, alone on the GPU"
 timeout "${SPEED_SECONDS:-330}" python3 benchmarks/speed.py --device cuda --sections ${SPEED_SECTIONS:-network end_to_end training profile compiled} \
     >>"$LOG" 2>&1
 cp $results/speed_gpu.json $results/speed_gpu.md "$OUT/" 2>/dev/null
+if [ "${REPEAT:-1}" = 1 ]; then
+    step "a second sample of the headline figures (8192 image three times with its phases, compiled training)"
+    OUT="$OUT" timeout "${REPEAT_SECONDS:-120}" python3 benchmarks/gpu_probe.py --parts repeat >>"$LOG" 2>&1
+fi
 step "done"
