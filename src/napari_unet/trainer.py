@@ -18,8 +18,8 @@ from . import __version__
 from . import device as devices
 from .augment import augment_batch
 from .bundle import Model
+from .compiled import compiled_forward
 from .data import TrainingData
-from .errors import TrainingError
 from .losses import weighted_cross_entropy
 from .model import UNetConfig
 from .train_config import TrainConfig, TrainProgress, learning_rate_at, with_learning_rate
@@ -120,7 +120,7 @@ class TrainingRun:
         config = with_learning_rate(config, trained_before=bool(model.history))
         self.model, self.data, self.config, self.device = model, data, config, device
         self.net = model.net
-        #: what runs the training forward pass: the network, or its compiled wrapper (see :meth:`compiled`)
+        #: what runs the training forward pass: the network, or its compiled wrapper (``compiled_forward``)
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.net
         self.size, self.out, self.window = patch_geometry(model, config, device.type)
         self.rng = np.random.default_rng(config.seed)
@@ -142,34 +142,6 @@ class TrainingRun:
         self.batch_size = config.batch_size
         self.prefetcher: ThreadPoolExecutor | None = None
         self.ahead: Future | None = None
-
-    def compiled(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The training forward pass: ``self.net`` itself, or its ``torch.compile`` wrapper (``config.compile``).
-
-        The wrapper shares the network's parameters and buffers, so the optimizer and everything that uses
-        ``self.net`` (validation, previews, saving) see the same weights. It compiles on its first call, and
-        again for a new batch shape (``dynamic=False``: a batch shrunk after running out of memory). A
-        compilation that fails raises TrainingError, or the OutOfMemoryError behind it (a smaller batch may fit).
-        """
-        if self.config.compile == "off":
-            return self.net
-        from torch._dynamo.exc import BackendCompilerFailed
-
-        compiled = torch.compile(self.net, mode=self.config.compile, dynamic=False)
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            try:
-                return compiled(x)
-            except BackendCompilerFailed as error:
-                cause = error.inner_exception
-                if isinstance(cause, torch.OutOfMemoryError):
-                    raise cause from error
-                first_line = next(iter(str(cause).splitlines()), "")
-                raise TrainingError(
-                    f"torch.compile failed ({type(cause).__name__}: {first_line}); train with compile 'off'"
-                ) from error
-
-        return forward
 
     def grad_scaler(self) -> torch.amp.GradScaler:
         """The gradient scaler: dynamic for float16 autocast; on CUDA always on (at scale 1 without float16).
@@ -320,7 +292,7 @@ class TrainingRun:
         self.net.to(self.device)
         if self.config.channels_last and self.device.type in ("cuda", "cpu"):
             self.net.to(memory_format=torch.channels_last)
-        self.forward = self.compiled()
+        self.forward = compiled_forward(self.net, self.config.compile)
         optimizer = _optimizer(self.net, self.config, fused=self.device_checks)
         self.good_state = copy.deepcopy(self.net.state_dict())
         bad_steps = 0
