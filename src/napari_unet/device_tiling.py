@@ -174,13 +174,15 @@ class _HostWriter:
 
     def __init__(self, probabilities: np.ndarray, classes: np.ndarray, plan_y: AxisPlan, plan_x: AxisPlan) -> None:
         self.probabilities, self.classes, self.plan_y, self.plan_x = probabilities, classes, plan_y, plan_x
+        # torch views of the results: torch's copies into them run on all of its threads (numpy's on one)
+        self.views = torch.from_numpy(probabilities), torch.from_numpy(classes)[:, None]
         self.pending: deque = deque()
         self.stream: torch.cuda.Stream | None = None
 
     def put(self, jobs: list[tuple[int, int, int]], probabilities: torch.Tensor, classes: torch.Tensor) -> None:
         """Queue a batch of results (on the device) for the host; writes the batch before it, if any."""
         if probabilities.device.type != "cuda":
-            self._write(jobs, probabilities.numpy(), classes.numpy())
+            self._write(jobs, probabilities, classes)
             return
         if self.stream is None:
             self.stream = torch.cuda.Stream(probabilities.device)
@@ -208,13 +210,11 @@ class _HostWriter:
     def _write_oldest(self) -> None:
         copied, jobs, probabilities, classes = self.pending.popleft()
         copied.synchronize()
-        # torch's copies into views of the results: on all of torch's threads (numpy's take one)
-        stitch(torch.from_numpy(self.probabilities), jobs, probabilities, self.plan_y, self.plan_x)
-        stitch(torch.from_numpy(self.classes)[:, None], jobs, classes[:, None], self.plan_y, self.plan_x)
+        self._write(jobs, probabilities, classes)
 
-    def _write(self, jobs: list[tuple[int, int, int]], probabilities: np.ndarray, classes: np.ndarray) -> None:
-        stitch(self.probabilities, jobs, probabilities, self.plan_y, self.plan_x)
-        stitch(self.classes[:, None], jobs, classes[:, None], self.plan_y, self.plan_x)
+    def _write(self, jobs: list[tuple[int, int, int]], probabilities: torch.Tensor, classes: torch.Tensor) -> None:
+        stitch(self.views[0], jobs, probabilities, self.plan_y, self.plan_x)
+        stitch(self.views[1], jobs, classes[:, None], self.plan_y, self.plan_x)
 
 
 def predict_tiled_on_device(

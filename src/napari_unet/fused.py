@@ -178,9 +178,11 @@ def fused_weights(net: UNet, dtype: torch.dtype, device: torch.device) -> dict[s
     return weights
 
 
-def _conv_block(x: torch.Tensor, weights: dict[str, torch.Tensor], name: str, padding: int) -> torch.Tensor:
-    """Both fused convolution + bias + ReLU steps of block ``name``."""
-    x = conv_bias_relu(x, weights[f"{name}_weight1"], weights[f"{name}_bias1"], padding)
+def _conv_block(
+    x: torch.Tensor, weights: dict[str, torch.Tensor], name: str, padding: int, first=conv_bias_relu
+) -> torch.Tensor:
+    """Both fused convolution + bias + ReLU steps of block ``name`` (the first one by ``first``)."""
+    x = first(x, weights[f"{name}_weight1"], weights[f"{name}_bias1"], padding)
     return conv_bias_relu(x, weights[f"{name}_weight2"], weights[f"{name}_bias2"], padding)
 
 
@@ -297,12 +299,10 @@ class FusedUNet(nn.Module):
         weights = self.weights()
         x = x.to(self.dtype)
         skips = []
+        as_gemm = self.first_as_gemm and CUDA_FIRST_LAYER["mode"] == "gemm"
         for i in range(self.depth):
-            if i == 0 and self.first_as_gemm and CUDA_FIRST_LAYER["mode"] == "gemm":
-                x = first_conv_as_gemm(x, weights["down0_weight1"], weights["down0_bias1"], self.padding)
-                x = conv_bias_relu(x, weights["down0_weight2"], weights["down0_bias2"], self.padding)
-            else:
-                x = _conv_block(x, weights, f"down{i}", self.padding)
+            first = first_conv_as_gemm if i == 0 and as_gemm else conv_bias_relu
+            x = _conv_block(x, weights, f"down{i}", self.padding, first)
             skips.append(x)
             x = max_pool_2x2(x)
         x = _conv_block(x, weights, "bottom", self.padding)
