@@ -110,22 +110,56 @@ def network_fused(device: torch.device) -> dict:
     return rows
 
 
+def network_burst(model: nu.Model, device: torch.device, tile: int, tiles: int, batch: int) -> float:
+    """Seconds the fused network alone takes for ``tiles`` tiles in batches of ``batch`` (the last one
+    smaller), from idle to idle: the network's share of one end-to-end run, with its clocks and its
+    last, smaller batch."""
+    from napari_unet.fused import FusedUNet
+
+    with torch.inference_mode():
+        net = FusedUNet(model.net, dtype=torch.bfloat16, device=device)
+        x = torch.randn(batch, model.in_channels, tile, tile, device=device).contiguous(
+            memory_format=torch.channels_last
+        )
+        sizes = [batch] * (tiles // batch) + ([tiles % batch] if tiles % batch else [])
+        net(x[: sizes[-1]])  # the last batch's shape, seen once, as the end-to-end run has
+        sync(device)
+        start = time.perf_counter()
+        for size in sizes:
+            net(x[:size])
+        sync(device)
+        return time.perf_counter() - start
+
+
 def repeat(device: torch.device) -> dict:
     """A second sample of the headline figures: the 8192 image three more times against the network
-    alone, and fit of the paper preset with batch norm compiled with CUDA graphs, its warm-up included."""
+    alone, and fit of the paper preset with batch norm compiled with CUDA graphs, its warm-up included.
+
+    Each end-to-end run is followed by a burst of the network alone on the same tiles and batches
+    (:func:`network_burst`), and the steady-state limit is measured before and after the runs: the
+    spread of the ratio is either the pipeline's (the bursts stay put) or the GPU's (they move too).
+    """
     model = nu.new_model("paper", ["nucleus"], seed=0)
     image = mosaic(8192)
     config = nu.PredictConfig(device="cuda")
     nu.drain(nu.iter_segment(model, image, config, objects=False))  # the first image
-    rows = [end_to_end(model, image, device, False, config) for _ in range(3)]
-    tile, batch = rows[0]["tile"], rows[0]["batch"]
+    first = end_to_end(model, image, device, False, config)
+    tile, batch, tiles = first["tile"], first["batch"], first["tiles"]
+    before = network_rate(model.net, model.config, device, tile, batch, "bf16", True, 2.0, "fused")
+    rows, bursts = [], []
+    for _ in range(3):
+        rows.append(end_to_end(model, image, device, False, config))
+        bursts.append(network_burst(model, device, tile, tiles, batch))
     limit = network_rate(model.net, model.config, device, tile, batch, "bf16", True, 2.0, "fused")
+    model.net.to("cpu", memory_format=torch.contiguous_format)
     pixels = image.size / 1e6
     result = {
-        "network_only_tflops": limit["tflops"],
+        "network_only_tflops_before_after": [before["tflops"], limit["tflops"]],
         "end_to_end_s": [row["classes_s"] for row in rows],
         "ratios": [round(pixels / row["classes_s"] / limit["megapixels_per_s"], 3) for row in rows],
         "phases_s": [(row["before_tiles_s"], row["tiles_s"], row["after_tiles_s"]) for row in rows],
+        "network_burst_s": [round(b, 4) for b in bursts],
+        "ratios_to_burst": [round(b / row["classes_s"], 3) for b, row in zip(bursts, rows, strict=True)],
     }
     print("repeat", result, flush=True)
     result["training"] = training_rate("paper", device, 200, 4, 572, "batch", "reduce-overhead")
