@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .objects import ObjectConfig, context_box, fill_plane, split_component, split_margin
+from .objects import ObjectConfig, channel_argmax, context_box, fill_plane, split_component, split_margin
 
 
 def block_starts(chunks: tuple[int, ...]) -> list[int]:
@@ -26,7 +26,7 @@ def object_ids_dtype(n_pixels: int) -> np.dtype:
 
 def classes_block(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """Classes (1, h, w) of a probability block; with ``threshold``, only the confident pixels of objects."""
-    channel = np.argmax(probabilities, axis=1)
+    channel = channel_argmax(probabilities, axis=1)
     classes = (channel + 1).astype(np.uint8)
     classes[channel == 0] = 0
     if threshold is not None and threshold > 0.5:
