@@ -50,11 +50,16 @@ class Normalization:
 
     def percentiles(self, channel: np.ndarray) -> tuple[float, float]:
         """The low and high percentile values of one channel (every pixel given), ignoring non-finite ones."""
-        flat = np.asarray(channel).reshape(-1).astype(np.float64, copy=False)
-        finite = flat[np.isfinite(flat)]
-        if finite.size == 0:
+        flat = np.asarray(channel).reshape(-1)
+        # a copy of our own, which the percentiles may reorder; integers are always finite
+        values = (
+            flat.astype(np.float64)
+            if flat.dtype.kind in "biu"
+            else flat[np.isfinite(flat)].astype(np.float64, copy=False)
+        )
+        if values.size == 0:
             return 0.0, 1.0
-        lo, hi = np.percentile(finite, [self.low, self.high])
+        lo, hi = np.percentile(values, [self.low, self.high], overwrite_input=True)
         return float(lo), float(hi)
 
     def ranges(self, planes) -> list[tuple[float, float]]:
