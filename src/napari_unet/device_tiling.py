@@ -120,12 +120,14 @@ def device_ranges(normalization: Normalization, planes: torch.Tensor) -> list[tu
     sample = planes[:, :, ::stride, ::stride]
     ranges = []
     for c in range(sample.shape[1]):
-        values = sample[:, c].reshape(-1).double()
-        finite = values[torch.isfinite(values)]
-        if finite.numel() == 0:
+        values = sample[:, c].reshape(-1)
+        if values.is_floating_point():  # masking waits for the device (the count): integers need none
+            values = values[torch.isfinite(values)]
+        if values.numel() == 0:
             ranges.append((0.0, 1.0))
             continue
-        lo, hi = percentiles_like_numpy(torch.sort(finite).values, (normalization.low, normalization.high))
+        # sorted in their own type (half the bytes of float64 for widened uint16), the same order
+        lo, hi = percentiles_like_numpy(torch.sort(values).values, (normalization.low, normalization.high))
         ranges.append((lo, hi))
     return ranges
 
