@@ -213,6 +213,41 @@ def test_any_dtype_shape_and_tile_gives_finite_probabilities_that_do_not_depend_
     np.testing.assert_allclose(tiled.probabilities, whole.probabilities, rtol=0, atol=1e-5)
 
 
+def test_the_device_memory_is_released_after_a_job_unless_kept(tiny_model, monkeypatch):
+    from napari_unet import device as devices
+
+    released = []
+    monkeypatch.setattr(devices, "release", lambda device: released.append(device.type))
+    image = np.random.default_rng(0).random((40, 50)).astype(np.float32)
+    # a fused copy is made for the job (as on CUDA), then released; an unfused network already on the CPU
+    # stays there, with nothing to give back
+    kept = segment(tiny_model, image, PredictConfig(device="cpu", fuse=True, release_memory=False))
+    assert released == []
+    given_back = segment(tiny_model, image, PredictConfig(device="cpu", fuse=True))
+    assert released == ["cpu"]
+    np.testing.assert_array_equal(kept.probabilities, given_back.probabilities)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_kept_gpu_cache_serves_the_next_job_sized_as_if_given_back():
+    from napari_unet import device as devices
+    from napari_unet.predict import job_size
+
+    model = new_model("paper", ["nucleus"], seed=0)
+    image = np.random.default_rng(0).gamma(2.0, 9000.0, (3000, 3000)).astype(np.uint16)
+    device = torch.device("cuda")
+    devices.release(device)
+    reserved, job = torch.cuda.memory_reserved(), job_size(model, device, PredictConfig(device="cuda"), image.shape)
+    first = segment(model, image, PredictConfig(device="cuda", release_memory=False), objects=False)
+    assert torch.cuda.memory_reserved() > reserved + (1 << 30)  # the job's memory stayed in torch's cache
+    assert job_size(model, device, PredictConfig(device="cuda"), image.shape) == job
+    again = segment(model, image, PredictConfig(device="cuda"), objects=False)
+    np.testing.assert_array_equal(again.classes, first.classes)
+    np.testing.assert_allclose(again.probabilities, first.probabilities, rtol=0, atol=1e-6)
+    assert torch.cuda.memory_reserved() == reserved  # and given back after the second
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_real_gpu_out_of_memory_is_retried_and_the_memory_given_back(gpu_nearly_full):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from . import device as devices
 from .bundle import Model
 from .errors import InputError
 from .io import IMAGE_SUFFIXES, read_image, write_labels, write_probabilities
@@ -118,20 +120,28 @@ def segment_files(
     """
     outputs = prepare_outputs(images, folder, objects, probabilities, overwrite)
     total = len(images)
-    for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
-        image = read_image(path)
-        job = iter_segment(model, image, config or PredictConfig(), objects=objects, channel_axis=channel_axis)
-        while True:
-            try:
-                tile = next(job)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            yield BatchProgress(done, total, path.name, tile)
-        write_labels(out["segmentation"], result.classes, overwrite=overwrite)
-        if objects:
-            write_labels(out["objects"], result.objects, overwrite=overwrite)
-        if probabilities:
-            write_probabilities(out["probabilities"], result.probabilities, overwrite=overwrite)
-        yield BatchProgress(done + 1, total, path.name)
+    config = config or PredictConfig()
+    # the GPU memory cached for one image serves the next; given back after the last (if asked)
+    each = replace(config, release_memory=False)
+    try:
+        for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
+            image = read_image(path)
+            job = iter_segment(model, image, each, objects=objects, channel_axis=channel_axis)
+            while True:
+                try:
+                    tile = next(job)
+                except StopIteration as stop:
+                    result = stop.value
+                    break
+                yield BatchProgress(done, total, path.name, tile)
+            write_labels(out["segmentation"], result.classes, overwrite=overwrite)
+            if objects:
+                write_labels(out["objects"], result.objects, overwrite=overwrite)
+            if probabilities:
+                write_probabilities(out["probabilities"], result.probabilities, overwrite=overwrite)
+            yield BatchProgress(done + 1, total, path.name)
+    finally:
+        if config.release_memory:
+            with contextlib.suppress(InputError):  # a device that is not there was reported already
+                devices.release(devices.select_device(config.device))
     return outputs

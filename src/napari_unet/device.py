@@ -85,10 +85,15 @@ def release(device: torch.device) -> None:
 
 
 def free_memory(device: torch.device) -> int:
-    """Bytes of memory free for a job on ``device`` (for the CPU, a fixed 2 GiB budget)."""
+    """Bytes of memory free for a job on ``device`` (for the CPU, a fixed 2 GiB budget).
+
+    On CUDA: what the driver has free plus what torch holds cached but unused (a previous job's memory
+    kept with ``release_memory=False``), so that the next job is sized as if it had been given back.
+    """
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + cached)
     return 2 << 30
 
 
@@ -101,21 +106,24 @@ def _is_channels_last(module: torch.nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def released(device: torch.device) -> Iterator[None]:
-    """Run a job, then give the device's cached memory back (to napari and other programs)."""
+def released(device: torch.device, release_memory: bool = True) -> Iterator[None]:
+    """Run a job, then give the device's cached memory back (to napari and other programs) if asked."""
     try:
         yield
     finally:
-        release(device)
+        if release_memory:
+            release(device)
 
 
 @contextlib.contextmanager
-def on_device(module: torch.nn.Module, device: torch.device, channels_last: bool = False) -> Iterator[None]:
+def on_device(
+    module: torch.nn.Module, device: torch.device, channels_last: bool = False, release_memory: bool = True
+) -> Iterator[None]:
     """Run a job with ``module`` on ``device``, then put it back where it was.
 
     A module that is already there (a network in the middle of training, asked for a preview) stays
     there (on a CPU it is switched to channels-last for the job and back); one brought over is moved back
-    afterwards and the device's cached memory released.
+    afterwards and, if ``release_memory``, the device's cached memory released.
     """
     home = next(module.parameters()).device
     if home == device or (home.type == device.type and device.index is None):
@@ -135,4 +143,5 @@ def on_device(module: torch.nn.Module, device: torch.device, channels_last: bool
         yield
     finally:
         module.to(home, memory_format=torch.contiguous_format)
-        release(device)
+        if release_memory:
+            release(device)
