@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -139,6 +140,38 @@ def split_margin(config: ObjectConfig) -> int:
     return 1 + (math.ceil(4 * config.smoothing) if config.smoothing > 0 else 0)
 
 
+#: ndimage.label's default connectivity in 2D (edge neighbours), made once: a split is run per component.
+CROSS = ndimage.generate_binary_structure(2, 1)
+
+
+@functools.lru_cache(maxsize=16)
+def _gaussian_weights(sigma: float) -> np.ndarray:
+    """The 1D kernel ``ndimage.gaussian_filter`` uses for ``sigma``: its response to an impulse, bit for bit."""
+    radius = int(4.0 * float(sigma) + 0.5)
+    impulse = np.zeros(2 * radius + 1)
+    impulse[radius] = 1.0
+    weights = ndimage.gaussian_filter1d(impulse, sigma, mode="constant")
+    weights.setflags(write=False)
+    return weights
+
+
+def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
+    """``ndimage.gaussian_filter(values, sigma)`` of a 2D float64 array, the same values, without its set-up.
+
+    The split runs once per object (15,000 of them in a 4096 x 4096 image of nuclei), where building the
+    kernel and checking the arguments cost more than the filtering of a small crop.
+    """
+    weights = _gaussian_weights(sigma)
+    out = ndimage.correlate1d(values, weights, axis=0, mode="reflect")
+    return ndimage.correlate1d(out, weights, axis=1, output=out, mode="reflect")
+
+
+def maximum_3x3(values: np.ndarray) -> np.ndarray:
+    """``ndimage.maximum_filter(values, size=3)`` of a 2D array: the two 1D passes it runs, called directly."""
+    out = ndimage.maximum_filter1d(values, 3, axis=0)
+    return ndimage.maximum_filter1d(out, 3, axis=1, output=out)
+
+
 def split_component(own: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, int]:
     """Split one connected component (``own``, in a crop with :func:`split_margin` of context) into objects.
 
@@ -155,19 +188,19 @@ def split_component(own: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, 
     """
     distance = ndimage.distance_transform_edt(own)
     if config.smoothing > 0:
-        distance = ndimage.gaussian_filter(distance, config.smoothing)
+        distance = gaussian_smooth(distance, config.smoothing)
     height = np.where(own, distance, 0.0)
     # h-maxima are regional maxima, each inside a plateau of local maxima: with at most one such plateau
     # there is nothing to split, and h_maxima (the costly part) is skipped
-    peaks = (height == ndimage.maximum_filter(height, size=3)) & own
-    if ndimage.label(peaks)[1] <= 1:
+    peaks = (height == maximum_3x3(height)) & own
+    if np.count_nonzero(peaks) <= 1 or ndimage.label(peaks, CROSS)[1] <= 1:
         return own.astype(np.int32), 1
-    markers, n = ndimage.label(h_maxima(height, config.split_depth) & own)
+    markers, n = ndimage.label(h_maxima(height, config.split_depth) & own, CROSS)
     if n <= 1:
         return own.astype(np.int32), 1
     parts = watershed(-height, markers, mask=own).astype(np.int32)
     # pixels no marker reached (thin slivers) keep an id of their own
-    orphans, n_orphans = ndimage.label(own & (parts == 0))
+    orphans, n_orphans = ndimage.label(own & (parts == 0), CROSS)
     if n_orphans:
         parts[orphans > 0] = orphans[orphans > 0] + n
     return parts, n + n_orphans
