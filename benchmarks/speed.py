@@ -256,9 +256,8 @@ def end_to_end(
     model: nu.Model, image: np.ndarray, device: torch.device, objects: bool, config: nu.PredictConfig
 ) -> dict:
     """``iter_segment`` of one image: probabilities and classes, then objects, with memory peaks."""
-    tile, batch = job_size(model, device, config, image.shape)
+    tile, batch, *_ = _job(model, device, config, image)  # the job predict_tiled really runs
     plan = plan_axis(max(image.shape), tile, TileGeometry(model.config.depth, model.config.padding))
-    tile, batch = plan.tile, min(batch, len(plan.offsets) ** 2)  # the job predict_tiled really runs
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with PeakRss() as rss:
@@ -276,11 +275,10 @@ def end_to_end(
     pixels = image.size / 1e6
     geom = TileGeometry(model.config.depth, model.config.padding)
     resident = keep_on_device(config, device, (1, model.in_channels, *image.shape), image.dtype.itemsize, geom)
-    fused = config.fuse if config.fuse is not None else device.type == "cuda"
     row = {
         "image": f"{image.shape[0]}x{image.shape[1]} {image.dtype}",
         "tiles_cut_on": "device" if resident else "host",
-        "kernels": "fused" if fused else "eager",
+        "kernels": _kernels(device, config),
         "tile": tile,
         "tiles": len(plan.offsets) ** 2,
         "batch": batch,
@@ -299,6 +297,18 @@ def end_to_end(
     if device.type == "cuda":
         row["peak_gpu_gib"] = gib(torch.cuda.max_memory_allocated(device))
     return row
+
+
+def _job(model: nu.Model, device: torch.device, config: nu.PredictConfig, image: np.ndarray) -> tuple:
+    """(tile, batch, precision, channels-last) of the job ``predict_tiled`` runs for ``image``."""
+    tile, batch = job_size(model, device, config, image.shape)
+    plan = plan_axis(max(image.shape), tile, TileGeometry(model.config.depth, model.config.padding))
+    return plan.tile, min(batch, len(plan.offsets) ** 2), "bf16" if device.type == "cuda" else "fp32", True
+
+
+def _kernels(device: torch.device, config: nu.PredictConfig) -> str:
+    fused = config.fuse if config.fuse is not None else device.type == "cuda"
+    return "fused" if fused else "eager"
 
 
 #: How many times each kind of end-to-end run is timed (the median is kept): a first run only once.
@@ -330,6 +340,11 @@ def end_to_end_section(
         config = nu.PredictConfig(device=device.type, **settings)
         nu.drain(nu.predict_probabilities(model, image[:512, :512], config))  # warm-up
         with_objects = objects and (large_objects or side <= 512)
+        job = _job(model, device, config, image)
+        before = None  # not before a first run on a GPU, which would then find cuDNN's choices made
+        if not (gpu and run == "first"):
+            before = network_rate(model.net, model.config, device, *job, 1.0, _kernels(device, config))
+            model.net.to("cpu", memory_format=torch.contiguous_format)
         try:
             # a repeated run is timed REPEATS times and its median kept (the ratio varied by 6% between runs)
             samples = [end_to_end(model, image, device, with_objects, config) for _ in range(REPEATS[run])]
@@ -342,14 +357,16 @@ def end_to_end_section(
             print("end-to-end", rows[-1], flush=True)
             devices.release(device)
             continue
-        tile, batch = row["tile"], row["batch"]
-        precision = "bf16" if gpu else "fp32"
-        kernels = row["kernels"]
-        # channels-last as the product runs it (on CPUs too)
-        limit = network_rate(model.net, model.config, device, tile, batch, precision, True, 1.0, kernels)
+        # the network alone at the same job, channels-last as the product runs it (on CPUs too), after the
+        # runs and before them (network_only_before_after): the faster is the limit, as a machine's speed
+        # drifts (a 2-core CPU by 20% within minutes)
+        after = network_rate(model.net, model.config, device, *job, 1.0, row["kernels"])
         model.net.to("cpu", memory_format=torch.contiguous_format)
+        rates = {"before": before["megapixels_per_s"] if before else None, "after": after["megapixels_per_s"]}
+        limit = before if before and rates["before"] > rates["after"] else after
         row["network_only_megapixels_per_s"] = limit["megapixels_per_s"]
         row["network_only_tflops"] = limit["tflops"]
+        row["network_only_before_after"] = [rates["before"], rates["after"]]
         row["ratio_to_classes"] = round(row["megapixels_per_s_to_classes"] / limit["megapixels_per_s"], 3)
         row["ratio_end_to_end"] = round(row["megapixels_per_s"] / limit["megapixels_per_s"], 3)
         if "total_s_runs" in row:
