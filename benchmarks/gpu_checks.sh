@@ -2,7 +2,8 @@
 # The GPU checks of the issues in one pass, for a CUDA machine without napari (the workplace's device
 # machine): the GPU tests and the speed benchmark alone on the GPU; with QUALITY=1 also the DSB2018
 # scribble run through the CLI on CUDA, the starting model's recipe and the quality cases on the GPU; then
-# (REPEAT=1, the default) a second sample of the end-to-end ratio and of compiled training (probe.json).
+# (REPEAT=1, the default) a second sample of the end-to-end ratio and of compiled training, and the
+# image going over in bands against whole (probe.json).
 # Every step has its own time limit
 # and copies its results to $OUT as soon as it ends, so one failure or timeout loses nothing else.
 #
@@ -28,7 +29,7 @@ step "GPU tests (fused kernels, device tiling, training, out of memory)"
 # the files with tests marked gpu (others import napari, dask or zarr, which the GPU machine may lack);
 # -rA names each test in the log
 OMP_NUM_THREADS=4 timeout "${TESTS_SECONDS:-200}" python3 -m pytest -p no:cacheprovider -q -rA -m gpu \
-    tests/test_device_tiling.py tests/test_fused.py tests/test_tiling.py tests/test_train.py tests/test_predict.py \
+    tests/test_device_tiling.py tests/test_device_bands.py tests/test_fused.py tests/test_tiling.py tests/test_train.py tests/test_predict.py \
     >>"$LOG" 2>&1
 fi
 if [ "${QUALITY:-0}" = 1 ]; then
@@ -59,6 +60,6 @@ timeout "${SPEED_SECONDS:-330}" python3 benchmarks/speed.py --device cuda --sect
 cp $results/speed_gpu.json $results/speed_gpu.md "$OUT/" 2>/dev/null
 if [ "${REPEAT:-1}" = 1 ]; then
     step "a second sample of the headline figures (8192 image three times with its phases, compiled training)"
-    OUT="$OUT" timeout "${REPEAT_SECONDS:-120}" python3 benchmarks/gpu_probe.py --parts repeat >>"$LOG" 2>&1
+    OUT="$OUT" timeout "${REPEAT_SECONDS:-150}" python3 benchmarks/gpu_probe.py --parts repeat streaming >>"$LOG" 2>&1
 fi
 step "done"

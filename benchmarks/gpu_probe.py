@@ -5,6 +5,9 @@
 - ``e2e_trace``: a torch.profiler trace of one 8192 x 8192 uint16 prediction to classes (paper preset,
   the product's defaults, after a first run), with the wall time of each phase;
 - ``train_trace``: a trace of a few steps of ``fit`` (paper preset with batch norm, batch 4, 572 patches);
+- ``repeat``: the 8192 image six more times (three keeping torch's GPU cache) beside bursts of the network
+  alone, and compiled training (a second sample of the headline figures);
+- ``streaming``: the 8192 image with the image going over in bands (``device_bands.STREAMING``) off and on;
 - ``step_variants``: one optimisation step on a fixed batch (same network and batch) run as the product
   runs it, without the gradient scaler, as one CUDA graph of the whole step, and with torch.compile of
   the network: steps/s of each, to show what the loop's host work and the kernels themselves cost.
@@ -171,6 +174,36 @@ def repeat(device: torch.device) -> dict:
     print("repeat", result, flush=True)
     result["training"] = training_rate("paper", device, 200, 4, 572, "batch", "reduce-overhead")
     return result
+
+
+def streaming(device: torch.device) -> dict:
+    """The 8192 image with the bands switch (napari_unet.device_bands.STREAMING) off and on in turn, three
+    times each, with the defaults and with torch's GPU cache kept: seconds, phases and ratio to each run's
+    network burst."""
+    from napari_unet import device_bands
+
+    model = nu.new_model("paper", ["nucleus"], seed=0)
+    image = mosaic(8192)
+    results: dict = {}
+    for kept in (False, True):
+        config = nu.PredictConfig(device="cuda", release_memory=not kept)
+        for mode in ("off", "on"):  # each mode's first image, untimed
+            device_bands.STREAMING["mode"] = mode
+            nu.drain(nu.iter_segment(model, image, config, objects=False))
+        for _ in range(3):
+            for mode in ("off", "on"):
+                device_bands.STREAMING["mode"] = mode
+                row = end_to_end(model, image, device, False, config)
+                burst = network_burst(model, device, row["tile"], row["tiles"], row["batch"])
+                entry = results.setdefault(f"{mode}{'_kept' if kept else ''}", {"s": [], "phases": [], "to_burst": []})
+                entry["s"].append(row["classes_s"])
+                entry["phases"].append((row["before_tiles_s"], row["tiles_s"], row["after_tiles_s"]))
+                entry["to_burst"].append(round(burst / row["classes_s"], 3))
+        devices.release(device)
+    device_bands.STREAMING["mode"] = "off"
+    model.net.to("cpu")
+    print("streaming", results, flush=True)
+    return results
 
 
 def step_variants(device: torch.device, seconds: float = 3.0) -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -44,19 +45,29 @@ def fits_on_device(planes_shape: tuple[int, ...], halo: int, free_bytes: int, it
     return needed <= DEVICE_IMAGE_SHARE * free_bytes
 
 
-def upload(planes: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Copy raw planes to ``device`` in their own data type (unsigned ones widened there, exactly)."""
+def transferable(planes: np.ndarray) -> tuple[np.ndarray, Callable[[torch.Tensor], torch.Tensor]]:
+    """``planes`` contiguous in a type torch copies as it is, and what restores their values on the device.
+
+    Unsigned 16 and 32-bit integers, which torch computes little with, go over as the signed integers of
+    the same bits and are widened there, exactly; booleans as bytes; types torch lacks as float64.
+    """
     planes = np.ascontiguousarray(planes)
     if planes.dtype == np.bool_:
         planes = planes.view(np.uint8)
-    if planes.dtype in (np.uint16, np.uint32):  # torch computes little with these: go over as signed bits
+    if planes.dtype in (np.uint16, np.uint32):
         signed, wide, mask = (
             (np.int16, torch.int32, 0xFFFF) if planes.dtype == np.uint16 else (np.int32, torch.int64, 0xFFFFFFFF)
         )
-        return _copy_to(torch.from_numpy(planes.view(signed)), device).to(wide).bitwise_and_(mask)
+        return planes.view(signed), lambda tensor: tensor.to(wide).bitwise_and_(mask)
     if planes.dtype not in (np.uint8, np.int8, np.int16, np.int32, np.int64, np.float16, np.float32, np.float64):
         planes = planes.astype(np.float64)
-    return _copy_to(torch.from_numpy(planes), device)
+    return planes, lambda tensor: tensor
+
+
+def upload(planes: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Copy raw planes to ``device`` in their own data type (unsigned ones widened there, exactly)."""
+    host, restore = transferable(planes)
+    return restore(_copy_to(torch.from_numpy(host), device))
 
 
 #: Bytes of each page-locked block an image goes to a CUDA device through, and how many blocks there are.
@@ -117,7 +128,11 @@ def percentiles_like_numpy(sorted_values: torch.Tensor, percents: tuple[float, .
 def device_ranges(normalization: Normalization, planes: torch.Tensor) -> list[tuple[float, float]]:
     """:meth:`Normalization.ranges` of raw planes (P, C, H, W) on the device: the same sample, the same values."""
     stride = sample_stride(tuple(planes.shape))
-    sample = planes[:, :, ::stride, ::stride]
+    return sample_ranges(normalization, planes[:, :, ::stride, ::stride])
+
+
+def sample_ranges(normalization: Normalization, sample: torch.Tensor) -> list[tuple[float, float]]:
+    """The percentile ranges of each channel of ``sample`` (P, C, h, w), the sample :func:`sample_stride` takes."""
     ranges = []
     for c in range(sample.shape[1]):
         values = sample[:, c].reshape(-1)
@@ -135,12 +150,17 @@ def device_ranges(normalization: Normalization, planes: torch.Tensor) -> list[tu
 def normalize_on_device(planes: torch.Tensor, ranges: list[tuple[float, float]]) -> torch.Tensor:
     """:meth:`Normalization.apply` on the device, with numpy's arithmetic (float64 unless the input is float)."""
     out = torch.empty(planes.shape, dtype=torch.float32, device=planes.device)
-    compute = planes.dtype if planes.is_floating_point() else torch.float64
     for c, (lo, hi) in enumerate(ranges):
-        scale = 1.0 / (hi - lo) if hi > lo else 1.0
-        out[:, c] = planes[:, c].to(compute) - lo
-        out[:, c] *= scale
-    return torch.nan_to_num_(out, nan=0.0, posinf=0.0, neginf=0.0)
+        normalize_into(out[:, c], planes[:, c], lo, hi)
+    return out
+
+
+def normalize_into(out: torch.Tensor, raw: torch.Tensor, lo: float, hi: float) -> None:
+    """Write one channel of raw values, normalised as numpy does it, into the float32 ``out`` (a view may do)."""
+    compute = raw.dtype if raw.is_floating_point() else torch.float64
+    out.copy_(raw.to(compute) - lo)
+    out.mul_(1.0 / (hi - lo) if hi > lo else 1.0)
+    torch.nan_to_num_(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _mirror_on_device(plane: torch.Tensor, before: tuple[int, int], after: tuple[int, int]) -> torch.Tensor:
@@ -156,6 +176,32 @@ def classes_on_device(probabilities: torch.Tensor) -> torch.Tensor:
     """:func:`napari_unet.objects.probabilities_to_classes` of (B, K, h, w) probabilities: (B, h, w) uint8."""
     channel = torch.argmax(probabilities, dim=1)
     return torch.where(channel == 0, 0, channel + 1).to(torch.uint8)
+
+
+class PlaneSource(Protocol):
+    """Where the tiles are cut from: mirror-padded, normalised planes on the device."""
+
+    #: (P, C, H, W) of the image.
+    shape: tuple[int, ...]
+
+    def padded(self, p: int, rows: int, before: tuple[int, int], after: tuple[int, int]) -> torch.Tensor:
+        """Plane ``p`` padded by ``before`` and ``after`` (rows, columns), its first ``rows`` rows ready."""
+        ...
+
+
+class MirroredPlanes:
+    """Normalised planes (P, C, H, W) all on the device, mirror-padded one plane at a time."""
+
+    def __init__(self, planes: torch.Tensor) -> None:
+        self.planes, self.shape = planes, tuple(planes.shape)
+        self.current, self.plane = -1, None
+
+    def padded(self, p: int, rows: int, before: tuple[int, int], after: tuple[int, int]) -> torch.Tensor:
+        """Plane ``p`` mirror-padded (all of its rows: the plane was on the device already)."""
+        if p != self.current:
+            self.plane, self.current = None, p  # the previous plane's memory first
+            self.plane = _mirror_on_device(self.planes[p], before, after)
+        return self.plane
 
 
 @dataclass
@@ -221,7 +267,7 @@ class _HostWriter:
 
 def predict_tiled_on_device(
     predict_batch: TensorPredictor,
-    planes: torch.Tensor,
+    planes: torch.Tensor | PlaneSource,
     n_outputs: int,
     geom: TileGeometry,
     tile: int | tuple[int, int] = 572,
@@ -229,9 +275,11 @@ def predict_tiled_on_device(
 ) -> Generator[TileProgress, None, DeviceResult]:
     """Predict every plane of normalised ``planes`` (P, C, H, W, on the device); returns host arrays.
 
+    ``planes`` may also be a :class:`PlaneSource` that makes the padded planes as the tiles need their rows.
     The tiles are those of :func:`napari_unet.tiling.predict_tiled` with the same ``tile``.
     """
-    n_planes, _, height, width = planes.shape
+    source = MirroredPlanes(planes) if isinstance(planes, torch.Tensor) else planes
+    n_planes, _, height, width = source.shape
     ty, tx = (tile, tile) if isinstance(tile, int) else tile
     plan_y, plan_x = plan_axis(height, ty, geom), plan_axis(width, tx, geom)
     writer = _HostWriter(
@@ -242,14 +290,12 @@ def predict_tiled_on_device(
     )
     jobs = list(tile_jobs(n_planes, plan_y, plan_x))
     yield TileProgress(0, len(jobs))
-    padded, padded_plane = None, -1
+    before, after = (plan_y.pad_before, plan_x.pad_before), (plan_y.pad_after, plan_x.pad_after)
     for start in range(0, len(jobs), batch_size):
         batch_jobs = jobs[start : start + batch_size]
         tiles = []
         for p, oy, ox in batch_jobs:
-            if p != padded_plane:
-                before, after = (plan_y.pad_before, plan_x.pad_before), (plan_y.pad_after, plan_x.pad_after)
-                padded, padded_plane = _mirror_on_device(planes[p], before, after), p
+            padded = source.padded(p, oy + plan_y.tile, before, after)
             tiles.append(padded[:, oy : oy + plan_y.tile, ox : ox + plan_x.tile])
         result = center_crop_array(predict_batch(torch.stack(tiles)), plan_y.out, plan_x.out).contiguous()
         writer.put(batch_jobs, result, classes_on_device(result))

@@ -11,17 +11,20 @@ import torch
 from . import device as devices
 from . import geometry
 from .bundle import Model
+from .device_bands import StreamedPlane, host_sample, streams
 from .device_tiling import (
     device_ranges,
     fits_on_device,
     normalize_on_device,
     predict_tiled_on_device,
+    sample_ranges,
     tensor_predictor,
     upload,
 )
 from .errors import ResourceError
 from .fused import FusedUNet, can_fuse
 from .layout import from_planes, infer_layout, to_planes
+from .normalize import sample_stride
 from .objects import (
     THRESHOLD_OUTLINED,
     THRESHOLD_SCRIBBLED,
@@ -30,7 +33,7 @@ from .objects import (
     probabilities_to_classes,
 )
 from .progress import drain
-from .tiling import BatchPredictor, TileGeometry, TileProgress, predict_tiled
+from .tiling import BatchPredictor, TileGeometry, TileProgress, plan_axis, predict_tiled
 
 
 @dataclass(frozen=True)
@@ -307,11 +310,22 @@ def _predict_resident(
     device: torch.device,
     amp: bool,
 ) -> Generator[TileProgress, None, tuple[np.ndarray, np.ndarray]]:
-    """:func:`predict_tiled_on_device` from raw planes: the image goes over once, in its own data type."""
-    on_device = upload(raw, device)
-    ranges = ranges or device_ranges(model.normalization, on_device)
-    planes = normalize_on_device(on_device, ranges)
-    del on_device
+    """:func:`predict_tiled_on_device` from raw planes: the image goes over once, in its own data type.
+
+    Where :func:`napari_unet.device_bands.streams`, it goes in bands that tiles start on as they arrive.
+    """
+    ty, tx = (tile, tile) if isinstance(tile, int) else tile
+    plan_y, plan_x = plan_axis(raw.shape[2], ty, geom), plan_axis(raw.shape[3], tx, geom)
+    pads = (plan_y.pad_before, plan_x.pad_before), (plan_y.pad_after, plan_x.pad_after)
+    if streams(raw, device, *pads):
+        sample = host_sample(raw, sample_stride(raw.shape))
+        ranges = ranges or sample_ranges(model.normalization, upload(sample, device))
+        planes = StreamedPlane(raw, ranges, device)
+    else:
+        on_device = upload(raw, device)
+        ranges = ranges or device_ranges(model.normalization, on_device)
+        planes = normalize_on_device(on_device, ranges)
+        del on_device
     predictor = tensor_predictor(net, device, lambda: devices.autocast(device, amp), device.type in ("cuda", "cpu"))
     result = yield from predict_tiled_on_device(predictor, planes, model.n_classes, geom, tile, batch)
     return result.probabilities, result.classes
