@@ -228,10 +228,14 @@ def split_mask(mask: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, int]
         if box is None:
             continue
         box = context_box(box, margin, mask.shape)
-        parts, n = split_component(components[box] == index, config)
+        own = components[box] == index
+        parts, n = split_component(own, config)
         target = labels[box]  # a view: writing to it writes to labels
-        inside = parts > 0
-        target[inside] = parts[inside] + count
+        if n == 1:  # most components: one object, the component itself
+            target[own] = count + 1
+        else:
+            inside = parts > 0
+            target[inside] = parts[inside] + count
         count += n
     return labels, count
 
@@ -241,7 +245,7 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     sizes = np.bincount(labels.reshape(-1))
     keep = sizes >= min_size
     keep[0] = False
-    lookup = np.zeros(len(sizes), dtype=np.int64)
+    lookup = np.zeros(len(sizes), dtype=labels.dtype if labels.dtype.kind in "iu" else np.int64)
     lookup[keep] = np.arange(1, keep.sum() + 1)
     return lookup[labels]
 
