@@ -443,6 +443,9 @@ def markdown(results: dict) -> str:
     lines = [f"# Speed benchmark ({results['device']}, {results['date']})", ""]
     if results.get("note"):
         lines += [results["note"], ""]
+    if results.get("carried_over"):
+        earlier = ", ".join(f"{section} ({date})" for section, date in results["carried_over"].items())
+        lines += [f"Sections not run this time, kept from earlier runs on the same device: {earlier}.", ""]
     for section in ("network", "profile", "end_to_end", "training", "first_preview"):
         rows = results.get(section) or []
         if not rows:
@@ -452,6 +455,31 @@ def markdown(results: dict) -> str:
         lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
         lines.append("")
     return "\n".join(lines)
+
+
+#: The sections of a results file (first_preview is measured with training).
+SECTIONS = {"network": "network", "profile": "profile", "end_to_end": "end_to_end", "training": "training",
+            "first_preview": "training"}  # fmt: skip
+
+
+def carry_over(results: dict, path: Path, sections: list[str] | None) -> None:
+    """Keep the sections of an earlier results file on the same device that this run does not measure
+    (a short GPU session may run some sections only), noting the date each was measured; a quick run
+    (``sections`` None) keeps nothing."""
+    if sections is None or not path.exists():
+        return
+    earlier = json.loads(path.read_text())
+    if earlier.get("device") != results["device"]:
+        return
+    carried = dict(earlier.get("carried_over", {}))
+    for section, measured_by in SECTIONS.items():
+        if measured_by in sections or section not in earlier:
+            carried.pop(section, None)
+            continue
+        results[section] = earlier[section]
+        carried.setdefault(section, earlier.get("date", "unknown date"))
+    if carried:
+        results["carried_over"] = carried
 
 
 def main() -> None:
@@ -472,6 +500,7 @@ def main() -> None:
         "preset": preset,
     }
     name = "speed_gpu" if gpu else "speed_cpu"
+    carry_over(results, RESULTS / f"{name}.json", args.sections if not args.quick else None)
 
     def save() -> None:  # after every section, so that a run cut short keeps what it measured
         RESULTS.mkdir(exist_ok=True)
