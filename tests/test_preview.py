@@ -30,3 +30,27 @@ def test_crop_keeps_channels_and_reports_their_axis():
     rgb = np.zeros((30, 40, 3))
     part, axis = crop(rgb, infer_layout(rgb.shape, 1), (), (slice(0, 10), slice(0, 10)))
     assert part.shape == (10, 10, 3) and axis == 2
+
+
+def test_previews_leave_the_gpu_cache_to_the_training_run(tiny_model, scribbled, monkeypatch):
+    import napari_unet.preview as preview
+
+    configs = []
+    real = preview.predict_probabilities
+    monkeypatch.setattr(
+        preview,
+        "predict_probabilities",
+        lambda m, part, config, *a: configs.append(config) or real(m, part, config, *a),
+    )
+    image, annotation, _ = scribbled
+    config = TrainConfig(steps=3, batch_size=2, patch_size=60, device="cpu")
+    job = with_previews(
+        tiny_model,
+        fit(tiny_model, [image], [annotation], config),
+        image,
+        lambda: ((), (slice(0, 40),) * 2),
+        every=0.0,
+        device="cpu",
+    )
+    list(job)
+    assert configs and not any(c.release_memory for c in configs)  # training gives the memory back at its end

@@ -73,6 +73,8 @@ def with_previews(
             ranges = model.normalization.ranges(to_planes(np.asarray(image), layout))
         plane, box = target
         part, part_axis = crop(image, layout, plane, box)
-        probabilities = drain(predict_probabilities(model, part, PredictConfig(device=device), part_axis, ranges))
+        # training goes on after the preview and gives the GPU memory back when it ends: keep torch's cache
+        config = PredictConfig(device=device, release_memory=False)
+        probabilities = drain(predict_probabilities(model, part, config, part_axis, ranges))
         yield Preview(plane=plane, box=box, classes=probabilities_to_classes(probabilities), step=record.step)
         last = time.monotonic()
