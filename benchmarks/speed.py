@@ -39,7 +39,7 @@ from napari_unet import device as devices
 from napari_unet.fused import FusedUNet
 from napari_unet.model import UNet
 from napari_unet.objects import classes_to_objects
-from napari_unet.predict import job_size, keep_on_device, object_config_for
+from napari_unet.predict import fuses, job_size, keep_on_device, object_config_for
 from napari_unet.preview import Preview, with_previews
 from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
 from napari_unet.tiling import TileGeometry, plan_axis
@@ -278,7 +278,7 @@ def end_to_end(
     row = {
         "image": f"{image.shape[0]}x{image.shape[1]} {image.dtype}",
         "tiles_cut_on": "device" if resident else "host",
-        "kernels": _kernels(device, config),
+        "kernels": _kernels(model, device, config),
         "tile": tile,
         "tiles": len(plan.offsets) ** 2,
         "batch": batch,
@@ -306,9 +306,9 @@ def _job(model: nu.Model, device: torch.device, config: nu.PredictConfig, image:
     return plan.tile, min(batch, len(plan.offsets) ** 2), "bf16" if device.type == "cuda" else "fp32", True
 
 
-def _kernels(device: torch.device, config: nu.PredictConfig) -> str:
-    fused = config.fuse if config.fuse is not None else device.type == "cuda"
-    return "fused" if fused else "eager"
+def _kernels(model: nu.Model, device: torch.device, config: nu.PredictConfig) -> str:
+    """The kernels the product runs the job with: its fused copy or the network itself."""
+    return "fused" if fuses(model, device, config) else "eager"
 
 
 #: How many times each kind of end-to-end run is timed (the median is kept): a first run only once.
@@ -343,7 +343,7 @@ def end_to_end_section(
         job = _job(model, device, config, image)
         before = None  # not before a first run on a GPU, which would then find cuDNN's choices made
         if not (gpu and run == "first"):
-            before = network_rate(model.net, model.config, device, *job, 1.0, _kernels(device, config))
+            before = network_rate(model.net, model.config, device, *job, 1.0, _kernels(model, device, config))
             model.net.to("cpu", memory_format=torch.contiguous_format)
         try:
             # a repeated run is timed REPEATS times and its median kept (the ratio varied by 6% between runs)
