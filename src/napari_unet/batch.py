@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -121,9 +120,9 @@ def segment_files(
     outputs = prepare_outputs(images, folder, objects, probabilities, overwrite)
     total = len(images)
     config = config or PredictConfig()
-    # the GPU memory cached for one image serves the next; given back after the last (if asked)
     each = replace(config, release_memory=False)
-    try:
+    # the GPU memory cached for one image serves the next; given back after the last (if asked)
+    with devices.released(devices.select_device(config.device), config.release_memory):
         for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
             image = read_image(path)
             job = iter_segment(model, image, each, objects=objects, channel_axis=channel_axis)
@@ -140,8 +139,4 @@ def segment_files(
             if probabilities:
                 write_probabilities(out["probabilities"], result.probabilities, overwrite=overwrite)
             yield BatchProgress(done + 1, total, path.name)
-    finally:
-        if config.release_memory:
-            with contextlib.suppress(InputError):  # a device that is not there was reported already
-                devices.release(devices.select_device(config.device))
     return outputs
