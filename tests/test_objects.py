@@ -40,18 +40,6 @@ def test_channel_argmax_equals_numpy_with_ties_and_nans(axis, dtype):
     assert (channel_argmax(probs, axis) == np.argmax(probs, axis=axis)).all()
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (2, 3), (9, 5), (40, 33)])
-@pytest.mark.parametrize("sigma", [0.5, 1.0, 1.7, 3.0])
-def test_the_split_filters_equal_scipys_to_the_last_bit(shape, sigma):
-    from scipy import ndimage
-
-    from napari_unet.objects import gaussian_smooth, maximum_3x3
-
-    values = np.random.default_rng(len(shape) + shape[0]).random(shape) * 10
-    assert np.array_equal(gaussian_smooth(values, sigma), ndimage.gaussian_filter(values, sigma))
-    assert np.array_equal(maximum_3x3(values), ndimage.maximum_filter(values, size=3))
-
-
 def test_touching_objects_are_split_at_the_neck():
     objects = classes_to_objects(_touching_discs())
     assert objects.max() == 2

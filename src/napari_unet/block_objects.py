@@ -6,6 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from .objects import ObjectConfig, channel_argmax, context_box, fill_plane, split_component, split_margin
+from .peaks import peak_plateau_counts
 
 
 def block_starts(chunks: tuple[int, ...]) -> list[int]:
@@ -153,25 +154,49 @@ def class_objects(
     image_shape: tuple[int, int],
     plane: int,
 ) -> np.ndarray:
-    """Ids (over the core) of the objects of one class's mask that touch the core."""
-    components, _ = ndimage.label(mask)
+    """Ids (over the core) of the objects of one class's mask that touch the core.
+
+    An object's id is one more than the linear index, in the whole image, of its first pixel (row by row),
+    so every block that sees it whole names it alike. The components with a single peak (most) are found
+    all at once (:func:`napari_unet.peaks.peak_plateau_counts`) and named in one pass; only the others
+    are split one by one.
+    """
+    components, n = ndimage.label(mask)
     boxes = ndimage.find_objects(components)
-    margin = split_margin(config)
-    ids = np.zeros(mask.shape, dtype=np.uint64)
+    sizes = np.bincount(components.reshape(-1), minlength=n + 1)
+    touching = np.flatnonzero(np.bincount(components[core].reshape(-1), minlength=n + 1)[1:]) + 1
+    if config.split:
+        wanted: list[tuple[slice, ...] | None] = [None] * n
+        for index in touching:
+            wanted[index - 1] = boxes[index - 1]
+        whole = peak_plateau_counts(components, wanted, config.smoothing)[touching] == 1
+    else:
+        whole = np.ones(len(touching), dtype=bool)
     height, width = image_shape
-    for index in np.unique(components[core]):
-        if index == 0:
-            continue
+    lookup = np.zeros(n + 1, dtype=np.uint64)
+    named = touching[whole]
+    if len(named):
+        ys, xs = np.nonzero(components)  # row by row: the first pixel of a component comes first
+        first = np.full(n + 1, len(ys), dtype=np.int64)
+        np.minimum.at(first, components[ys, xs], np.arange(len(ys)))
+        at = first[named]
+        linear = (plane * height + ys[at] + origin[0]) * width + xs[at] + origin[1] + 1
+        lookup[named] = np.where(sizes[named] >= config.min_size, linear, 0).astype(np.uint64)
+    ids = lookup[components]
+    margin = split_margin(config)
+    for index in touching[~whole]:
         box = context_box(boxes[index - 1], margin, mask.shape)
         own = components[box] == index
-        parts, _ = split_component(own, config) if config.split else (own.astype(np.int32), 1)
-        labels, first = np.unique(parts, return_index=True)
-        sizes = np.bincount(parts.reshape(-1))
-        ys, xs = np.unravel_index(first, parts.shape)
-        lookup = np.zeros(int(labels.max()) + 1, dtype=np.uint64)
-        for label, y, x in zip(labels, ys + box[0].start + origin[0], xs + box[1].start + origin[1], strict=True):
-            if label and sizes[label] >= config.min_size:
-                lookup[label] = (plane * height + y) * width + x + 1
+        parts, _ = split_component(own, config)
+        labels, first_part = np.unique(parts, return_index=True)
+        part_sizes = np.bincount(parts.reshape(-1))
+        part_ys, part_xs = np.unravel_index(first_part, parts.shape)
+        part_ids = np.zeros(int(labels.max()) + 1, dtype=np.uint64)
+        for label, y, x in zip(
+            labels, part_ys + box[0].start + origin[0], part_xs + box[1].start + origin[1], strict=True
+        ):
+            if label and part_sizes[label] >= config.min_size:
+                part_ids[label] = (plane * height + y) * width + x + 1
         target = ids[box]
-        target[own] = lookup[parts[own]]
+        target[own] = part_ids[parts[own]]
     return ids[core]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +10,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from .errors import InputError
+from .peaks import CROSS, centre_height, context_margin, peak_plateau_counts
 
 #: Confidence thresholds, chosen on synthetic data only (benchmarks/object_defaults.py, 3 seeds): after
 #: scribbles 0.95 scored mean F1 0.866 (0.7: 0.79); after whole objects 0.7 scored 0.982 (0.95: 0.78).
@@ -133,43 +132,8 @@ def channel_argmax(probabilities: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def split_margin(config: ObjectConfig) -> int:
-    """Pixels of context around a component's bounding box that its split depends on.
-
-    One for the background rim the distance needs, plus the reach of the Gaussian smoothing (4 sigma).
-    """
-    return 1 + (math.ceil(4 * config.smoothing) if config.smoothing > 0 else 0)
-
-
-#: ndimage.label's default connectivity in 2D (edge neighbours), made once: a split is run per component.
-CROSS = ndimage.generate_binary_structure(2, 1)
-
-
-@functools.lru_cache(maxsize=16)
-def _gaussian_weights(sigma: float) -> np.ndarray:
-    """The 1D kernel ``ndimage.gaussian_filter`` uses for ``sigma``: its response to an impulse, bit for bit."""
-    radius = int(4.0 * float(sigma) + 0.5)
-    impulse = np.zeros(2 * radius + 1)
-    impulse[radius] = 1.0
-    weights = ndimage.gaussian_filter1d(impulse, sigma, mode="constant")
-    weights.setflags(write=False)
-    return weights
-
-
-def gaussian_smooth(values: np.ndarray, sigma: float) -> np.ndarray:
-    """``ndimage.gaussian_filter(values, sigma)`` of a 2D float64 array, the same values, without its set-up.
-
-    The split runs once per object (15,000 of them in a 4096 x 4096 image of nuclei), where building the
-    kernel and checking the arguments cost more than the filtering of a small crop.
-    """
-    weights = _gaussian_weights(sigma)
-    out = ndimage.correlate1d(values, weights, axis=0, mode="reflect")
-    return ndimage.correlate1d(out, weights, axis=1, output=out, mode="reflect")
-
-
-def maximum_3x3(values: np.ndarray) -> np.ndarray:
-    """``ndimage.maximum_filter(values, size=3)`` of a 2D array: the two 1D passes it runs, called directly."""
-    out = ndimage.maximum_filter1d(values, 3, axis=0)
-    return ndimage.maximum_filter1d(out, 3, axis=1, output=out)
+    """Pixels of context around a component's bounding box that its split depends on (:func:`context_margin`)."""
+    return context_margin(config.smoothing)
 
 
 def split_component(own: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, int]:
@@ -186,13 +150,9 @@ def split_component(own: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, 
         1..n inside the component, 0 elsewhere.
     n : int
     """
-    distance = ndimage.distance_transform_edt(own)
-    if config.smoothing > 0:
-        distance = gaussian_smooth(distance, config.smoothing)
-    height = np.where(own, distance, 0.0)
+    height, peaks = centre_height(own, config.smoothing)
     # h-maxima are regional maxima, each inside a plateau of local maxima: with at most one such plateau
     # there is nothing to split, and h_maxima (the costly part) is skipped
-    peaks = (height == maximum_3x3(height)) & own
     if np.count_nonzero(peaks) <= 1 or ndimage.label(peaks, CROSS)[1] <= 1:
         return own.astype(np.int32), 1
     markers, n = ndimage.label(h_maxima(height, config.split_depth) & own, CROSS)
@@ -216,28 +176,35 @@ def split_mask(mask: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, int]
 
     Each connected component is split on its own (:func:`split_component`), in its bounding box with a
     margin: the cost follows the objects rather than the image (h-maxima sorts every pixel it is given:
-    on a whole 4096x4096 image that was most of the object time).
+    on a whole 4096x4096 image that was most of the object time). The components with a single peak
+    (most of them) are found all at once (:func:`napari_unet.peaks.peak_plateau_counts`) and labelled
+    in one pass; only the others are split one by one.
     """
     components, n_components = ndimage.label(mask)
     if not config.split:
         return components, n_components
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    count = 0
+    boxes = ndimage.find_objects(components)
+    plateaus = peak_plateau_counts(components, boxes, config.smoothing)
+    n_parts = np.ones(n_components + 1, dtype=np.int64)
+    n_parts[0] = 0
     margin = split_margin(config)
-    for index, box in enumerate(ndimage.find_objects(components), start=1):
-        if box is None:
-            continue
-        box = context_box(box, margin, mask.shape)
-        own = components[box] == index
-        parts, n = split_component(own, config)
+    split: dict[int, tuple[tuple[slice, ...], np.ndarray]] = {}
+    for index in np.flatnonzero(plateaus[1:] != 1) + 1:
+        box = context_box(boxes[index - 1], margin, mask.shape)
+        parts, n = split_component(components[box] == index, config)
+        n_parts[index] = n
+        if n > 1:
+            split[int(index)] = box, parts
+    before = np.cumsum(n_parts) - n_parts  # ids taken by the components before each one
+    lookup = (before + 1).astype(np.int32)
+    lookup[0] = 0
+    lookup[list(split)] = 0
+    labels = lookup[components]
+    for index, (box, parts) in split.items():
         target = labels[box]  # a view: writing to it writes to labels
-        if n == 1:  # most components: one object, the component itself
-            target[own] = count + 1
-        else:
-            inside = parts > 0
-            target[inside] = parts[inside] + count
-        count += n
-    return labels, count
+        inside = parts > 0
+        target[inside] = parts[inside] + before[index]
+    return labels, int(n_parts.sum())
 
 
 def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
