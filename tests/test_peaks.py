@@ -10,7 +10,7 @@ from napari_unet.peaks import (
     context_margin,
     gaussian_smooth,
     maximum_3x3,
-    packed_heights,
+    packed_mosaics,
     peak_plateau_counts,
 )
 
@@ -48,6 +48,7 @@ def test_packed_components_count_the_plateaus_each_has_alone(monkeypatch, smooth
         components, _ = ndimage.label(_blobs((160, 190), seed, density=0.3))
         boxes = ndimage.find_objects(components)
         counts = peak_plateau_counts(components, boxes, smoothing)
+        assert np.array_equal(peak_plateau_counts(components, boxes, smoothing, threads=3), counts)
         alone = _one_by_one(components, boxes, smoothing)
         packed = counts[1:] >= 0
         margin = context_margin(smoothing)
@@ -79,7 +80,8 @@ def test_a_packed_component_has_the_heights_it_has_alone_to_the_last_bit(monkeyp
     boxes = ndimage.find_objects(components)
     margin = context_margin(smoothing)
     seen = 0
-    for mosaic, height, found in packed_heights(components, boxes, smoothing):
+    for mosaic in packed_mosaics(components, boxes, smoothing):
+        height, found = centre_height(mosaic > 0, smoothing)
         for index in np.unique(mosaic[mosaic > 0]):
             own = components[context_box(boxes[index - 1], margin, components.shape)] == index
             alone_height, alone_peaks = centre_height(own, smoothing)

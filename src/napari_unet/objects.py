@@ -10,7 +10,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from .errors import InputError
-from .peaks import CROSS, centre_height, context_margin, peak_plateau_counts
+from .peaks import CROSS, THREADS, centre_height, context_margin, peak_plateau_counts
 
 #: Confidence thresholds, chosen on synthetic data only (benchmarks/object_defaults.py, 3 seeds): after
 #: scribbles 0.95 scored mean F1 0.866 (0.7: 0.79); after whole objects 0.7 scored 0.982 (0.95: 0.78).
@@ -184,7 +184,7 @@ def split_mask(mask: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, int]
     if not config.split:
         return components, n_components
     boxes = ndimage.find_objects(components)
-    plateaus = peak_plateau_counts(components, boxes, config.smoothing)
+    plateaus = peak_plateau_counts(components, boxes, config.smoothing, threads=THREADS)
     n_parts = np.ones(n_components + 1, dtype=np.int64)
     n_parts[0] = 0
     margin = split_margin(config)

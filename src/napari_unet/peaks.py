@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
@@ -23,6 +25,11 @@ CROSS = ndimage.generate_binary_structure(2, 1)
 #: Largest mosaic (pixels) the crops are packed into: bounds the memory of the distance transform
 #: (about 28 bytes a pixel at its peak) whatever the image size.
 MOSAIC_PIXELS = 2**22
+
+#: Mosaics filtered at once when objects are made in memory: up to four, as many as there are cores
+#: (about 120 MB each while filtered). Block-wise prediction filters one at a time: its blocks already
+#: run in parallel.
+THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 @functools.lru_cache(maxsize=16)
@@ -79,7 +86,7 @@ def centre_height(own: np.ndarray, smoothing: float) -> tuple[np.ndarray, np.nda
 
 
 def peak_plateau_counts(
-    components: np.ndarray, boxes: list[tuple[slice, slice] | None], smoothing: float
+    components: np.ndarray, boxes: list[tuple[slice, slice] | None], smoothing: float, threads: int = 1
 ) -> np.ndarray:
     """How many separate plateaus of :func:`centre_height` peaks each labelled component has, all at once.
 
@@ -101,6 +108,9 @@ def peak_plateau_counts(
         ``ndimage.find_objects(components)``.
     smoothing : float
         Gaussian smoothing (pixels) of the distance map, as in :func:`centre_height`.
+    threads : int
+        Mosaics filtered at once (scipy's distance transform and filters run without the GIL): each
+        holds about 28 bytes a pixel of :data:`MOSAIC_PIXELS` while it is filtered.
 
     Returns
     -------
@@ -108,26 +118,34 @@ def peak_plateau_counts(
         (n + 1,) counts, index 0 unused; -1 where not counted.
     """
     counts = np.zeros(len(boxes) + 1, dtype=np.int64)
-    for mosaic, _, peaks in packed_heights(components, boxes, smoothing):
+
+    def plateau_owners(mosaic: np.ndarray) -> np.ndarray:
+        _, peaks = centre_height(mosaic > 0, smoothing)
         plateaus, n = ndimage.label(peaks, CROSS)
         owner = np.zeros(n + 1, dtype=np.int64)
         owner[plateaus[peaks]] = mosaic[peaks]  # a plateau lies within one component
-        counts += np.bincount(owner[1:], minlength=len(counts))
+        return owner[1:]
+
+    mosaics = list(packed_mosaics(components, boxes, smoothing))
+    workers = min(threads, len(mosaics))
+    if workers > 1:  # the distance transform and the filters let go of the GIL
+        with ThreadPoolExecutor(workers, thread_name_prefix="napari-unet-objects") as pool:
+            owners = list(pool.map(plateau_owners, mosaics))
+    else:
+        owners = [plateau_owners(mosaic) for mosaic in mosaics]
+    for owner in owners:
+        counts += np.bincount(owner, minlength=len(counts))
     counts[counts == 0] = -1  # every component has a peak (its highest pixel): none means not packed
     return counts
 
 
-def packed_heights(
+def packed_mosaics(
     components: np.ndarray, boxes: list[tuple[slice, slice] | None], smoothing: float
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """:func:`centre_height` of the components off the border, packed into mosaics (see :func:`peak_plateau_counts`).
+) -> Iterator[np.ndarray]:
+    """The components off the border, packed into mosaics (see :func:`peak_plateau_counts`).
 
-    Yields
-    ------
-    mosaic : numpy.ndarray
-        The components' labels where they were placed, 0 between them.
-    height, peaks : numpy.ndarray
-        :func:`centre_height` of the mosaic: on each component's pixels, what it gives the component alone.
+    Each mosaic holds the components' labels where they were placed, 0 between them; its
+    :func:`centre_height` gives each component's pixels what the component gives alone.
     """
     layout = _pack(boxes, components.shape, context_margin(smoothing))
     if layout is None:
@@ -143,7 +161,7 @@ def packed_heights(
         label = index[chosen]
         mosaic = np.zeros(shape, dtype=components.dtype)
         mosaic[ys[chosen] + shift_y[label], xs[chosen] + shift_x[label]] = label
-        yield mosaic, *centre_height(mosaic > 0, smoothing)
+        yield mosaic
 
 
 def _pack(
