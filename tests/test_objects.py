@@ -160,3 +160,21 @@ def test_object_shapes_by_name():
     assert ObjectConfig(split=True, fill=True).shape is None
     with pytest.raises(InputError, match="round, packed, connected"):
         ObjectConfig.for_shape("square")
+
+
+@pytest.mark.parametrize("split", [True, False])
+@pytest.mark.parametrize("min_size", [1, 16, 60])
+def test_split_mask_drops_small_objects_as_remove_small_does(split, min_size):
+    from scipy import ndimage
+
+    from napari_unet.objects import split_mask
+
+    rng = np.random.default_rng(min_size)
+    field = ndimage.gaussian_filter(rng.standard_normal((200, 230)), 2.5)
+    mask = field > np.quantile(field, 0.7)  # crowded blobs of many sizes, some split, some tiny
+    config = ObjectConfig(split=split)
+    whole, count = split_mask(mask, config)
+    expected = remove_small(whole, min_size)
+    labels, n = split_mask(mask, config, min_size)
+    assert np.array_equal(labels, expected) and n == expected.max()
+    assert n < count if min_size > 1 else n == count

@@ -145,66 +145,58 @@ def packed_mosaics(
     """The components off the border, packed into mosaics (see :func:`peak_plateau_counts`).
 
     Each mosaic holds the components' labels where they were placed, 0 between them; its
-    :func:`centre_height` gives each component's pixels what the component gives alone.
+    :func:`centre_height` gives each component's pixels what the component gives alone. A component's
+    bounding box is copied with its own pixels only (a neighbour may reach into the box).
     """
-    layout = _pack(boxes, components.shape, context_margin(smoothing))
-    if layout is None:
-        return
-    mosaic_of, shift_y, shift_x, mosaic_shapes = layout
-    ys, xs = np.nonzero(components)
-    index = components[ys, xs]
-    packed = mosaic_of[index] >= 0
-    ys, xs, index = ys[packed], xs[packed], index[packed]
-    where = mosaic_of[index]
-    for m, shape in enumerate(mosaic_shapes):
-        chosen = where == m if len(mosaic_shapes) > 1 else slice(None)
-        label = index[chosen]
+    margin = context_margin(smoothing)
+    for shape, crops in _pack(boxes, components.shape, margin):
         mosaic = np.zeros(shape, dtype=components.dtype)
-        mosaic[ys[chosen] + shift_y[label], xs[chosen] + shift_x[label]] = label
+        for label, top, left in crops:
+            rows, columns = boxes[label - 1]
+            source = components[rows, columns]
+            target = mosaic[
+                top + margin : top + margin + source.shape[0], left + margin : left + margin + source.shape[1]
+            ]
+            target[source == label] = label
         yield mosaic
 
 
 def _pack(
     boxes: list[tuple[slice, slice] | None], shape: tuple[int, int], margin: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int]]] | None:
+) -> list[tuple[tuple[int, int], list[tuple[int, int, int]]]]:
     """Rows of crops (boxes grown by ``margin``, tallest first) in mosaics, margins shared between neighbours.
+
+    Only boxes whose grown box lies within ``shape`` are packed.
 
     Returns
     -------
-    mosaic_of, shift_y, shift_x : numpy.ndarray of int64
-        Per label (index 0 unused): its mosaic (-1: not packed) and the shift from image to mosaic.
-    mosaic_shapes : list of (int, int)
-    None when no box can be packed.
+    list of (shape, crops)
+        Per mosaic its shape and, per crop, the label and the top left corner of its grown box.
     """
     n = len(boxes)
-    known = np.array([box is not None for box in boxes], dtype=bool)
-    starts = np.zeros((n, 2), dtype=np.int64)
-    stops = np.zeros((n, 2), dtype=np.int64)
-    for i, box in enumerate(boxes):
-        if box is not None:
-            starts[i] = box[0].start, box[1].start
-            stops[i] = box[0].stop, box[1].stop
-    inside = known & (starts - margin >= 0).all(axis=1) & (stops + margin <= np.array(shape)).all(axis=1)
+    absent = (-margin - 1,) * 4  # fails the test below
+    extents = np.array(
+        [absent if box is None else (box[0].start, box[1].start, box[0].stop, box[1].stop) for box in boxes],
+        dtype=np.int64,
+    ).reshape(n, 4)
+    starts, stops = extents[:, :2], extents[:, 2:]
+    inside = (starts - margin >= 0).all(axis=1) & (stops + margin <= np.array(shape)).all(axis=1)
     chosen = np.flatnonzero(inside)
     if len(chosen) == 0:
-        return None
+        return []
     size = stops[chosen] - starts[chosen] + margin  # each crop's own extent; the next margin is shared
     width = max(int(size[:, 1].max()), int(math.sqrt(min(MOSAIC_PIXELS, int(np.prod(size, axis=1).sum())))))
-    mosaic_of = np.full(n + 1, -1, dtype=np.int64)
-    shift_y = np.zeros(n + 1, dtype=np.int64)
-    shift_x = np.zeros(n + 1, dtype=np.int64)
-    mosaic_shapes: list[tuple[int, int]] = []
-    m, y, x, row = 0, 0, 0, 0  # current mosaic, its row's top and next left, the row's height
-    for i in chosen[np.argsort(-size[:, 0], kind="stable")]:
-        h, w = (stops[i] - starts[i] + margin).tolist()
+    tallest_first = np.argsort(-size[:, 0], kind="stable")
+    mosaics: list[tuple[tuple[int, int], list[tuple[int, int, int]]]] = []
+    crops: list[tuple[int, int, int]] = []
+    y, x, row = 0, 0, 0  # the current row's top and next left, the row's height
+    for label, (h, w) in zip((chosen[tallest_first] + 1).tolist(), size[tallest_first].tolist(), strict=True):
         if x + w > width:  # next row, as tall as its first crop
             y, x, row = y + row, 0, 0
             if (y + h + margin) * (width + margin) > MOSAIC_PIXELS:  # next mosaic
-                mosaic_shapes.append((y + margin, width + margin))
-                m, y = m + 1, 0
-        mosaic_of[i + 1] = m
-        shift_y[i + 1] = y + margin - starts[i, 0]
-        shift_x[i + 1] = x + margin - starts[i, 1]
+                mosaics.append(((y + margin, width + margin), crops))
+                y, crops = 0, []
+        crops.append((label, y, x))
         x, row = x + w, max(row, h)
-    mosaic_shapes.append((y + row + margin, width + margin))
-    return mosaic_of, shift_y, shift_x, mosaic_shapes
+    mosaics.append(((y + row + margin, width + margin), crops))
+    return mosaics
