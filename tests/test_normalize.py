@@ -48,3 +48,11 @@ def test_large_images_are_sampled_on_the_same_grid_in_numpy_and_dask():
     norm = Normalization()
     assert norm.ranges(planes) == norm.ranges(da.from_array(planes, chunks=(1, 1, 512, 512)))
     assert norm.ranges(planes) != norm.ranges(planes[:, :, :1000, :1000])
+
+
+def test_integer_images_with_odd_ranges_still_give_finite_values():
+    planes = np.arange(24, dtype=np.uint16).reshape(1, 1, 4, 6)
+    norm = Normalization()
+    assert np.isfinite(norm.apply(planes, [(np.nan, np.nan)])).all()  # a range from elsewhere, unusable
+    assert np.isfinite(norm.apply(planes, [(3.0, 3.0 + 1e-12)])).all()  # a nearly flat image
+    assert np.isfinite(norm.apply(np.full((1, 1, 4, 6), np.inf, dtype=np.float32))).all()

@@ -96,5 +96,7 @@ class Normalization:
             scale = 1.0 / (hi - lo) if hi > lo else 1.0
             np.subtract(planes[:, c], lo, out=out[:, c], casting="unsafe")
             out[:, c] *= scale
-        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        small_integers = planes.dtype.kind in "iub" and planes.dtype.itemsize <= 2
+        if not (small_integers and np.isfinite(ranges).all()):  # else every value is finite already
+            np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
         return out
