@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from napari_unet import PredictConfig, drain, iter_segment, new_model, predict_probabilities, segment
 from napari_unet.errors import InputError
+from napari_unet.predict import FINDING_OBJECTS
 from napari_unet.tiling import TileProgress
 
 
@@ -54,7 +55,12 @@ def test_progress_reports_every_tile(tiny_model):
     records = []
     drain(iter_segment(tiny_model, image, PredictConfig(tile=100, batch_size=2)), records.append)
     assert all(isinstance(r, TileProgress) for r in records)
-    assert records[-1].done == records[-1].total > 4
+    *tiles, objects = records
+    assert tiles[-1].done == tiles[-1].total > 4 and not any(r.message for r in tiles)
+    assert objects == TileProgress(1, 1, FINDING_OBJECTS)  # the objects start: seconds on a large image
+    without = []
+    drain(iter_segment(tiny_model, image, PredictConfig(tile=100, batch_size=2), objects=False), without.append)
+    assert without == tiles
 
 
 def test_wrong_channel_count_is_an_input_error(tiny_model):

@@ -24,7 +24,7 @@ from .io import read_image, save_model
 from .lazy_io import is_zarr
 from .model import PRESETS, preset_for_device
 from .objects import OBJECT_SHAPES, ObjectConfig
-from .predict import PredictConfig
+from .predict import FINDING_OBJECTS, PredictConfig
 from .scaleout import dask_client, segment_to_zarr
 from .starting import resolve_model
 from .train import TrainConfig, fit, prepare
@@ -157,7 +157,9 @@ def run_predict(args: argparse.Namespace) -> int:
     with images_bar, tiles_bar:
         for record in job:
             images_bar.update(record.done - images_bar.n)
-            if record.tile is not None:
+            if record.tile is not None and record.tile.message == FINDING_OBJECTS:
+                tiles_bar.set_description(f"{record.name}: {FINDING_OBJECTS}")
+            elif record.tile is not None:
                 tiles_bar.set_description(record.name)
                 tiles_bar.total = record.tile.total
                 tiles_bar.update(record.tile.done - tiles_bar.n)

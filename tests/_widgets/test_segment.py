@@ -66,3 +66,14 @@ def test_a_new_model_keeps_the_object_shape_chosen(plugin, cells, qtbot):
     wait_for(qtbot, w["Train"].start())  # a fresh copy of the starting model
     assert w["Train"].session.model.object_shape == "packed"
     assert segment.object_shape.currentData() == "packed"
+
+
+def test_the_status_says_when_the_tiles_are_done_and_the_objects_start(plugin, qtbot):
+    _, w = plugin
+    segment = w["Segment"]
+    said = []
+    job = segment.segment()
+    job.worker.yielded.connect(lambda _: said.append(segment.status.text()))  # after the widget's own slot
+    wait_for(qtbot, job)
+    assert said[-2].startswith("tile ") and said[-1] == "finding objects…"
+    assert segment.status.text().startswith("done: ")

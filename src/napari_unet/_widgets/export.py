@@ -95,7 +95,9 @@ class ExportWidget(PluginWidget):
     def _on_progress(self, record: BatchProgress) -> None:
         self.progress.setRange(0, record.total)
         self.progress.setValue(record.done)
-        self.status.setText(f"{record.done} of {record.total} images done; now {record.name}")
+        stage = record.tile.message if record.tile is not None else ""
+        now = f"{record.name}, {stage}" if stage else record.name
+        self.status.setText(f"{record.done} of {record.total} images done; now {now}")
 
     def _on_done(self, result: list | Stopped) -> None:
         message = (

@@ -163,7 +163,7 @@ class SegmentWidget(PluginWidget):
     def _on_progress(self, record: TileProgress) -> None:
         self.progress.setRange(0, max(record.total, 1))
         self.progress.setValue(record.done)
-        self.status.setText(f"tile {record.done} of {record.total}")
+        self.status.setText(f"{record.message}…" if record.message else f"tile {record.done} of {record.total}")
 
     def _on_done(self, result: Segmentation | Stopped, context: dict[str, Any]) -> None:
         if isinstance(result, Stopped):
