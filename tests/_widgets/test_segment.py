@@ -77,3 +77,30 @@ def test_the_status_says_when_the_tiles_are_done_and_the_objects_start(plugin, q
     wait_for(qtbot, job)
     assert said[-2].startswith("tile ") and said[-1] == "finding objects…"
     assert segment.status.text().startswith("done: ")
+
+
+def test_stop_while_the_objects_are_made_writes_nothing(plugin, qtbot, monkeypatch):
+    import threading
+
+    from napari_unet import predict
+
+    viewer, w = plugin
+    segment = w["Segment"]
+    gate, real = threading.Event(), predict.classes_to_objects
+
+    def held(*args, **kwargs):  # the objects wait until Stop was pressed: no race with a small image
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(predict, "classes_to_objects", held)
+
+    def press_stop_once_the_objects_start(record):
+        if record.message == predict.FINDING_OBJECTS:
+            segment.cancel()
+            gate.set()
+
+    job = segment.segment()
+    job.worker.yielded.connect(press_stop_once_the_objects_start)
+    wait_for(qtbot, job)
+    assert segment.status.text() == "cancelled; nothing was changed"
+    assert [layer.name for layer in viewer.layers] == ["cells"]

@@ -149,8 +149,8 @@ class BackgroundJob:
                     return Stopped()
                 try:
                     record = next(self._job)
-                except StopIteration as stop:
-                    return stop.value
+                except StopIteration as stop:  # a stop asked for during the last step still counts
+                    return Stopped(stop.value) if self._stop_requested else stop.value
                 yield record
         except Exception as error:  # carried to the GUI thread, see JobError
             raise JobError(error) from error
