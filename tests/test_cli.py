@@ -255,3 +255,13 @@ def test_train_passes_compile_on_and_refuses_an_unknown_mode(files, capsys, monk
     assert exit_info.value.code == 2
     assert "argument --compile: invalid choice: 'fast'" in capsys.readouterr().err
     assert not (files / "o.pt").exists()
+
+
+def test_an_image_too_large_for_memory_is_one_line_that_names_the_zarr_route(files, model_file, capsys, monkeypatch):
+    from napari_unet import host_memory
+
+    monkeypatch.setattr(host_memory, "available_bytes", lambda: 10**6)
+    out = files / "o"
+    code = main(["predict", str(model_file), str(files / "cells.tif"), "--out", str(out), "--device", "cpu"])
+    assert code == 2 and "--format zarr" in _error_line(capsys)
+    assert not list(out.glob("*.tif"))

@@ -23,6 +23,7 @@ from .device_tiling import (
 )
 from .errors import ResourceError
 from .fused import FusedUNet, can_fuse
+from .host_memory import check_fits
 from .layout import from_planes, infer_layout, to_planes
 from .normalize import sample_stride
 from .objects import (
@@ -214,9 +215,15 @@ def _predict(
     config: PredictConfig,
     channel_axis: int | None = None,
     normalization_ranges: list[tuple[float, float]] | None = None,
+    objects: bool = False,
 ) -> Generator[TileProgress, None, tuple[np.ndarray, np.ndarray | None]]:
-    """Probabilities (K, *spatial shape), and the classes when they were computed on the device."""
+    """Probabilities (K, *spatial shape), and the classes when they were computed on the device.
+
+    First checks that the job (with ``objects`` if they follow) fits the host's free memory.
+    """
     layout = infer_layout(np.shape(image), model.in_channels, channel_axis)
+    dtype = image.dtype if hasattr(image, "dtype") else np.asarray(image).dtype
+    check_fits(layout.spatial_shape, model.in_channels, np.dtype(dtype).itemsize, model.n_classes, objects)
     raw = to_planes(np.asarray(image), layout)
     device = devices.select_device(config.device)
     geom = TileGeometry(model.config.depth, model.config.padding)
@@ -383,7 +390,7 @@ def iter_segment(
     Before the objects, which take seconds on a large image (two for 4096 x 4096 nuclei on two cores),
     one more record says so: ``TileProgress(1, 1, FINDING_OBJECTS)``.
     """
-    probabilities, classes = yield from _predict(model, image, config, channel_axis)
+    probabilities, classes = yield from _predict(model, image, config, channel_axis, objects=objects)
     if classes is None:
         classes = probabilities_to_classes(probabilities)
     instances = None

@@ -104,3 +104,26 @@ def test_stop_while_the_objects_are_made_writes_nothing(plugin, qtbot, monkeypat
     wait_for(qtbot, job)
     assert segment.status.text() == "cancelled; nothing was changed"
     assert [layer.name for layer in viewer.layers] == ["cells"]
+
+
+def test_an_image_too_large_for_memory_is_refused_before_it_is_read(plugin, messages, monkeypatch):
+    import dask.array as da
+
+    from napari_unet import host_memory
+
+    viewer, w = plugin
+    reads = []
+
+    def counted(block):
+        reads.append(block.shape)
+        return block
+
+    viewer.add_image(da.zeros((256, 256), np.uint16, chunks=128).map_blocks(counted, dtype=np.uint16), name="slide")
+    segment = w["Segment"]
+    segment.image_picker.value = viewer.layers["slide"]
+    monkeypatch.setattr(host_memory, "available_bytes", lambda: 10**6)
+    before = len(reads)  # napari drew the layer from some blocks; segment() runs no event loop
+    assert segment.segment() is None
+    assert len(reads) == before  # refused before np.asarray read the image
+    assert messages[-1][0] == "error" and "--format zarr" in messages[-1][1]
+    assert not any(layer.name.startswith("slide ") for layer in viewer.layers)

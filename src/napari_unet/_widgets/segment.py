@@ -8,13 +8,15 @@ import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
+from ..errors import ResourceError
+from ..host_memory import check_fits
 from ..layout import crop, infer_layout
 from ..objects import OBJECT_SHAPES, ObjectConfig
 from ..predict import PredictConfig, Segmentation, iter_segment
 from ..starting import load_starting_model, starting_model_path
 from ..tiling import TileProgress
 from ._base import PluginWidget
-from ._jobs import BackgroundJob, Stopped, notify
+from ._jobs import BackgroundJob, Stopped, notify, notify_error
 from ._layers import (
     CHANNEL_CHOICES,
     DEFAULT_COLOURS,
@@ -129,7 +131,16 @@ class SegmentWidget(PluginWidget):
         axis = channel_axis_of(image, CHANNEL_CHOICES[self.channels.currentText()])
         shape = spatial_shape(image, axis)
         plane_only = self.scope.currentText() == "current plane" and len(shape) > 2
-        pixels = image_data(image, lazy=plane_only)  # a plane of a dask or zarr stack is read alone
+        objects = self.objects.isChecked()
+        stored = image_data(image, lazy=True)
+        if not plane_only:  # before reading a dask or zarr image whole: would it fit?
+            try:
+                loaded = isinstance(stored, np.ndarray)
+                check_fits(shape, model.in_channels, stored.dtype.itemsize, model.n_classes, objects, loaded)
+            except ResourceError as error:
+                notify_error(error)
+                return None
+        pixels = stored if plane_only else np.asarray(stored)  # a plane of a dask or zarr stack is read alone
         index: tuple[int, ...] = ()
         target, target_axis = pixels, axis
         if plane_only:
@@ -142,7 +153,6 @@ class SegmentWidget(PluginWidget):
             test_time_augmentation=self.averaged.isChecked(),
             objects=ObjectConfig.for_shape(object_shape),
         )
-        objects = self.objects.isChecked()
         context = {"image": image, "shape": shape, "index": index}
         self.job = BackgroundJob(
             lambda: iter_segment(model, target, config, objects=objects, channel_axis=target_axis),
