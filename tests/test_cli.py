@@ -262,6 +262,25 @@ def test_an_image_too_large_for_memory_is_one_line_that_names_the_zarr_route(fil
 
     monkeypatch.setattr(host_memory, "available_bytes", lambda: 10**6)
     out = files / "o"
-    code = main(["predict", str(model_file), str(files / "cells.tif"), "--out", str(out), "--device", "cpu"])
+    args = ["predict", str(model_file), str(files / "cells.tif"), "--out", str(out), "--device", "cpu"]
+    code = main([*args, "--format", "tif"])  # TIFF outputs asked for: they would need it in memory
     assert code == 2 and "--format zarr" in _error_line(capsys)
     assert not list(out.glob("*.tif"))
+
+
+def test_a_tiff_too_large_for_memory_goes_block_by_block_into_zarr_by_default(files, model_file, capsys, monkeypatch):
+    import zarr
+
+    from napari_unet import host_memory
+
+    # 0.2 GB: less than the whole 128 x 128 image with its object mosaics needs, more than its one block
+    monkeypatch.setattr(host_memory, "available_bytes", lambda: 2 * 10**8)
+    out = files / "o"
+    args = ["predict", str(model_file), str(files / "cells.tif"), "--out", str(out), "--objects", "--device", "cpu"]
+    assert main(args) == 0
+    assert "cells.tif: segmenting this 128 x 128 image in memory needs about" in capsys.readouterr().err
+    assert zarr.open_array(str(out / "cells_segmentation.zarr"), mode="r").shape == (128, 128)
+    assert not list(out.glob("*.tif"))
+    monkeypatch.setattr(host_memory, "available_bytes", lambda: None)  # fits (not known): TIFFs as before
+    assert main([*args[:3], "--out", str(files / "p"), *args[5:]]) == 0
+    assert (files / "p" / "cells_segmentation.tif").exists()

@@ -43,3 +43,19 @@ def test_segment_refuses_before_any_tile_when_the_image_would_not_fit(tiny_model
         segment(tiny_model, image)
     monkeypatch.setattr(host_memory, "available_bytes", lambda: needed)
     assert segment(tiny_model, image).objects.shape == (300, 300)
+
+
+def test_a_tiffs_size_is_told_from_its_header(tmp_path, monkeypatch):
+    import tifffile
+
+    from napari_unet.host_memory import tiff_too_large
+
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((64, 80), np.uint16))
+    (tmp_path / "broken.tif").write_bytes(b"not a tiff")
+    np.save(tmp_path / "a.npy", np.zeros((64, 80)))
+    monkeypatch.setattr(host_memory, "available_bytes", lambda: 10**6)
+    assert "64 x 80 image" in tiff_too_large(tmp_path / "a.tif", 1, 2, objects=False)
+    assert tiff_too_large(tmp_path / "broken.tif", 1, 2, objects=False) is None  # reading it will say why
+    assert tiff_too_large(tmp_path / "a.npy", 1, 2, objects=False) is None  # only TIFFs are looked into
+    monkeypatch.setattr(host_memory, "available_bytes", lambda: 10**10)
+    assert tiff_too_large(tmp_path / "a.tif", 1, 2, objects=True) is None

@@ -20,6 +20,7 @@ from .blockwise import BlockConfig
 from .bundle import new_model
 from .device import select_device
 from .errors import InputError, NapariUNetError
+from .host_memory import tiff_too_large
 from .io import read_image, save_model
 from .lazy_io import is_zarr
 from .model import PRESETS, preset_for_device
@@ -125,11 +126,22 @@ def train_with_progress(job, config: TrainConfig) -> bool:
     return False
 
 
-def wants_zarr(args: argparse.Namespace, images: list[Path]) -> bool:
-    """Whether to predict block by block into zarr: asked for, a zarr input, or a dask cluster."""
+def wants_zarr(args: argparse.Namespace, images: list[Path], model) -> bool:
+    """Whether to predict block by block into zarr.
+
+    When asked for, for a zarr input or a dask cluster, and for a TIFF too large to segment in memory
+    here (said on stderr).
+    """
     if args.format != "auto":
         return args.format == "zarr"
-    return bool(args.scheduler or args.workers or any(is_zarr(p) for p in images))
+    if args.scheduler or args.workers or any(is_zarr(p) for p in images):
+        return True
+    for path in images:
+        reason = tiff_too_large(path, model.in_channels, model.n_classes, args.objects, args.channel_axis)
+        if reason is not None:
+            print(f"{path.name}: {reason.split(':')[0]}; writing zarr block by block instead", file=sys.stderr)
+            return True
+    return False
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -144,7 +156,7 @@ def run_predict(args: argparse.Namespace) -> int:
         test_time_augmentation=args.tta,
         objects=ObjectConfig.for_shape(args.object_shape or model.object_shape),
     )
-    if wants_zarr(args, images):
+    if wants_zarr(args, images, model):
         return predict_to_zarr(args, model, images, config)
     job = segment_files(
         model, images, Path(args.out), args.objects, args.probabilities, args.overwrite, config, args.channel_axis
@@ -271,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         default="auto",
         choices=["auto", "tif", "zarr"],
-        help="outputs: TIFF files, or zarr written block by block (auto: zarr for zarr inputs or a cluster)",
+        help="outputs: TIFF files, or zarr written block by block (auto: zarr for zarr inputs, a cluster, or a TIFF "
+        "too large to segment in memory here)",
     )
     predict.add_argument("--block", type=int, default=BlockConfig().block, help="zarr: block side in pixels")
     predict.add_argument(

@@ -8,9 +8,14 @@ block by block into zarr (``napari-unet predict --format zarr``, :func:`napari_u
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
+import numpy as np
+import tifffile
+
 from .errors import ResourceError
+from .layout import infer_layout
 from .peaks import MOSAIC_PIXELS, THREADS
 
 GIB = 1024**3
@@ -81,3 +86,25 @@ def check_fits(
             "is free: close other programs, segment one plane at a time, or segment it block by block into zarr "
             "(napari-unet predict MODEL IMAGE --format zarr)"
         )
+
+
+def tiff_too_large(
+    path: str | os.PathLike, in_channels: int, n_classes: int, objects: bool, channel_axis: int | None = None
+) -> str | None:
+    """Why segmenting the TIFF at ``path`` whole in memory would not fit (from its header alone), or None.
+
+    None also for other files and whatever cannot be told without reading: reading reports those.
+    """
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape, dtype = tuple(series.shape), np.dtype(series.dtype)
+        layout = infer_layout(shape, in_channels, channel_axis)
+        check_fits(layout.spatial_shape, in_channels, dtype.itemsize, n_classes, objects, loaded=False)
+    except ResourceError as error:
+        return str(error)
+    except Exception:  # unreadable, or an input error that reading the image will report
+        return None
+    return None
