@@ -26,10 +26,10 @@ CROSS = ndimage.generate_binary_structure(2, 1)
 #: (34 bytes a pixel at its peak, measured) whatever the image size.
 MOSAIC_PIXELS = 2**22
 
-#: Mosaics filtered at once when objects are made in memory: up to four, as many as there are cores
+#: Mosaics filtered at once when objects are made in memory: up to four, one per core this process may use
 #: (about 140 MB each while filtered). Block-wise prediction filters one at a time: its blocks already
 #: run in parallel.
-THREADS = max(1, min(4, os.cpu_count() or 1))
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 @functools.lru_cache(maxsize=16)
