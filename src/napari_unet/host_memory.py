@@ -1,9 +1,4 @@
-"""Whether segmenting an image in memory fits the host's free memory, checked before any work starts.
-
-An image too large for memory would otherwise be refused by the operating system part way through,
-which ends the program (napari, with everything painted and not yet saved). Such images are segmented
-block by block into zarr (``napari-unet predict --format zarr``, :func:`napari_unet.segment_lazy`).
-"""
+"""Whether segmenting an image in memory fits the host's free memory, checked before any work starts."""
 
 from __future__ import annotations
 
@@ -71,6 +66,10 @@ def check_fits(
     available: int | None = None,
 ) -> None:
     """Raise :class:`ResourceError` when segmenting an image of ``shape`` in memory would not fit.
+
+    Otherwise the operating system refuses an allocation part way, which ends the program (napari, with
+    everything painted and not yet saved). Such images go block by block into zarr instead
+    (``napari-unet predict --format zarr``, :func:`napari_unet.segment_lazy`).
 
     ``shape`` is the image's shape without its channel axis; ``available`` the free memory
     (:func:`available_bytes` if None; nothing is checked where it cannot be told).

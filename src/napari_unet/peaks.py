@@ -1,12 +1,4 @@
-"""Where a component's centres are: its smoothed distance map and local peaks, for one or thousands at once.
-
-Splitting touching objects looks for the centres of every connected component on its own, in its
-bounding box with a margin (:func:`napari_unet.objects.split_component`). Most components (14 in 15 on
-images of nuclei) have a single peak and stay whole, and on them the per-call set-up of scipy's
-filters cost more than the filtering. :func:`peak_plateau_counts` packs those crops side by side into a
-few mosaics and runs each filter once per mosaic: a crop sees only its own pixels and its own margin, so
-every value is the one the crop alone gives, to the last bit.
-"""
+"""Where a component's centres are: its smoothed distance map and local peaks, for one or thousands at once."""
 
 from __future__ import annotations
 
@@ -89,6 +81,11 @@ def peak_plateau_counts(
     components: np.ndarray, boxes: list[tuple[slice, slice] | None], smoothing: float, threads: int = 1
 ) -> np.ndarray:
     """How many separate plateaus of :func:`centre_height` peaks each labelled component has, all at once.
+
+    Splitting touching objects looks for the centres of every component on its own, in its bounding box
+    with a margin (:func:`napari_unet.objects.split_component`). Most components (14 in 15 on images of
+    nuclei) have a single peak and stay whole, and on them the per-call set-up of scipy's filters cost
+    more than the filtering: here each filter runs once per mosaic of many crops.
 
     Equal, component by component, to ``ndimage.label(centre_height(own, smoothing)[1], CROSS)[1]`` on
     ``own = components[box] == index`` in the bounding box grown by :func:`context_margin` (what
