@@ -35,8 +35,8 @@ from anchors import RandomForestAnchor, distance_watershed, otsu_watershed
 from napari_unet.annotation import instances_to_annotation
 from napari_unet.device import describe, select_device
 from napari_unet.metrics import foreground_iou, object_scores
+from napari_unet.object_calibration import object_config_for
 from napari_unet.objects import classes_to_objects, probabilities_to_classes
-from napari_unet.predict import object_config_for
 from protocols import full_objects, isbi_scribbles, scribbles
 
 RESULTS = Path(__file__).resolve().parent / "results"

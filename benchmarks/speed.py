@@ -38,8 +38,9 @@ import napari_unet as nu
 from napari_unet import device as devices
 from napari_unet.fused import FusedUNet
 from napari_unet.model import UNet
+from napari_unet.object_calibration import object_config_for
 from napari_unet.objects import classes_to_objects
-from napari_unet.predict import fuses, job_size, keep_on_device, object_config_for
+from napari_unet.predict import fuses, job_size, keep_on_device
 from napari_unet.preview import Preview, with_previews
 from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
 from napari_unet.tiling import TileGeometry, plan_axis

@@ -147,28 +147,6 @@ def test_job_size_uses_one_tile_for_small_images_and_cache_sized_tiles_for_large
     assert job_size(model, cpu, PredictConfig(tile=252, batch_size=3), (4096, 4096)) == (252, 3)
 
 
-def test_object_threshold_follows_how_the_model_was_trained():
-    from napari_unet import new_model
-    from napari_unet.objects import THRESHOLD_OUTLINED, THRESHOLD_SCRIBBLED, ObjectConfig
-    from napari_unet.predict import object_config_for
-
-    model = new_model("light", ["nucleus"])
-    assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED  # never trained
-    model.history.append({"steps": 10, "outlined_fraction": 0.19})
-    assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_OUTLINED
-    gentle = {"steps": 10, "outlined_fraction": 0.0, "config": {"learning_rate": 1e-4}}
-    model.history.append(gentle)  # gently fine-tuned on scribbles: still calibrated at boundaries
-    assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_OUTLINED
-    model.history.append({"steps": 10, "outlined_fraction": 0.0, "config": {"learning_rate": 3e-3}})
-    assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED  # retrained hard since
-    model.history.append(gentle)
-    assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED
-    assert object_config_for(model, ObjectConfig(threshold=0.6)).threshold == 0.6  # a choice is kept
-    fresh = new_model("light", ["nucleus"])
-    fresh.history.append(gentle)  # a first session decides, however gentle
-    assert object_config_for(fresh, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED
-
-
 def test_fine_tuning_defaults_to_a_gentle_learning_rate(scribbled, tiny_model):
     from napari_unet import TrainConfig, drain, fit
     from napari_unet.train_config import LEARNING_RATE_FINE_TUNE, LEARNING_RATE_NEW

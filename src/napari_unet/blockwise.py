@@ -35,8 +35,9 @@ from .block_objects import (
 from .bundle import Model
 from .errors import InputError
 from .layout import Layout, infer_layout
+from .object_calibration import object_config_for
 from .objects import ObjectConfig
-from .predict import PredictConfig, batch_predictor, job_size, object_config_for, with_test_time_augmentation
+from .predict import PredictConfig, batch_predictor, job_size, with_test_time_augmentation
 from .progress import drain
 from .tiling import TileGeometry, block_context, predict_tiled
 

@@ -34,7 +34,7 @@ class ObjectConfig:
         Smallest probability of its class for a pixel to belong to an object (0.5 or less: the argmax).
         None (the default) chooses from how the model was trained: THRESHOLD_SCRIBBLED (0.95) after
         scribbles, THRESHOLD_OUTLINED (0.7) when its last training outlined whole objects (see
-        :func:`napari_unet.predict.object_config_for`).
+        :func:`napari_unet.object_calibration.object_config_for`).
     split : bool
         Split touching objects of one class with a watershed of the distance to the background, on top
         of the background gaps the network predicts between them.

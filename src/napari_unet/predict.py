@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -26,13 +26,8 @@ from .fused import FusedUNet, can_fuse
 from .host_memory import check_fits
 from .layout import from_planes, infer_layout, to_planes
 from .normalize import sample_stride
-from .objects import (
-    THRESHOLD_OUTLINED,
-    THRESHOLD_SCRIBBLED,
-    ObjectConfig,
-    classes_to_objects,
-    probabilities_to_classes,
-)
+from .object_calibration import object_config_for
+from .objects import ObjectConfig, classes_to_objects, probabilities_to_classes
 from .progress import drain
 from .tiling import BatchPredictor, TileGeometry, TileProgress, plan_axis, predict_tiled
 
@@ -336,42 +331,6 @@ def _predict_resident(
     predictor = tensor_predictor(net, device, lambda: devices.autocast(device, amp), device.type in ("cuda", "cpu"))
     result = yield from predict_tiled_on_device(predictor, planes, model.n_classes, geom, tile, batch)
     return result.probabilities, result.classes
-
-
-#: A training session whose painted objects touch painted background at this share of their pixels or
-#: more outlined whole objects (scribbles: 0; whole objects painted with the background around: 0.15-0.2).
-OUTLINED_FRACTION = 0.05
-
-#: A scribble session at this learning rate or lower refines a trained model without changing how sure
-#: it is at boundaries: after 200 steps at 1e-4 from the (outlined) starting model on DSB2018 scribbles,
-#: the outlined threshold still scored best (mean F1 0.89 vs 0.87 at 0.95, 3 seeds).
-GENTLE_LEARNING_RATE = 3e-4
-
-
-def _calibrating_session(sessions: list[dict]) -> dict | None:
-    """The last training session that set how sure the model is at boundaries (gentle scribbles do not)."""
-    for index in range(len(sessions) - 1, 0, -1):
-        entry = sessions[index]
-        rate = entry.get("config", {}).get("learning_rate")
-        gentle = rate is not None and rate <= GENTLE_LEARNING_RATE
-        if not (gentle and entry["outlined_fraction"] < OUTLINED_FRACTION):
-            return entry
-    return sessions[0] if sessions else None
-
-
-def object_config_for(model: Model, config: ObjectConfig) -> ObjectConfig:
-    """``config`` with its confidence threshold chosen for ``model`` if it has none.
-
-    A network trained on scribbles never saw the boundaries and is unsure near them: only its confident
-    core (0.95) separates touching objects. One trained on outlined objects is calibrated at boundaries,
-    and that threshold would erode its objects (0.7). The last session that trained the model hard
-    enough to change that decides: a gentle fine-tuning on scribbles keeps the earlier calibration.
-    """
-    if config.threshold is not None:
-        return config
-    session = _calibrating_session([entry for entry in model.history if "outlined_fraction" in entry])
-    outlined = session is not None and session["outlined_fraction"] >= OUTLINED_FRACTION
-    return replace(config, threshold=THRESHOLD_OUTLINED if outlined else THRESHOLD_SCRIBBLED)
 
 
 #: The message of the progress record :func:`iter_segment` yields once the tiles are done and the objects start.
