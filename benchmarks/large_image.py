@@ -67,7 +67,14 @@ def child(mode: str, image: Path, out: Path, device: str, block: int) -> dict:
         for _ in segment_to_zarr(model, [image], out, config=config, blocks=nu.BlockConfig(block=block)):
             pass
     seconds = time.perf_counter() - start
-    return {"mode": mode, "seconds": round(seconds, 1), "peak_rss_gib": round((peak_rss() - baseline) / 2**30, 3)}
+    row = {"mode": mode, "seconds": round(seconds, 1), "peak_rss_gib": round((peak_rss() - baseline) / 2**30, 3)}
+    if mode == "in_memory":  # what the product's check before segmenting in memory expects
+        from napari_unet.host_memory import segmentation_bytes
+
+        meta = zarr.open_array(str(image))
+        estimate = segmentation_bytes(meta.size, 1, meta.dtype.itemsize, model.n_classes, objects=True, loaded=False)
+        row["estimated_gib"] = round(estimate / 2**30, 3)
+    return row
 
 
 def write_mosaic(path: Path, side: int) -> None:
@@ -105,16 +112,19 @@ def markdown(report: dict) -> str:
     lines = [
         f"# Larger than memory ({report['device']}, {report['date']})",
         "",
-        f"Starting model (light preset); block {report['block']} px; peak memory above the process baseline.",
+        f"Starting model (light preset); block {report['block']} px; peak memory above the process baseline; "
+        "estimated: what napari-unet expects an in-memory segmentation to take (`host_memory.segmentation_bytes`, "
+        "checked against the free memory before one starts).",
         "",
-        "| side | Mpx | in memory s | in memory GiB | block-wise s | block-wise GiB | same classes | same objects "
-        "| objects |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| side | Mpx | in memory s | in memory GiB | estimated GiB | block-wise s | block-wise GiB | same classes "
+        "| same objects | objects |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in report["rows"]:
         m, b = row["in_memory"], row["blockwise"]
         lines.append(
-            f"| {row['side']} | {row['side'] ** 2 / 1e6:.0f} | {m['seconds']} | {m['peak_rss_gib']} | {b['seconds']} | "
+            f"| {row['side']} | {row['side'] ** 2 / 1e6:.0f} | {m['seconds']} | {m['peak_rss_gib']} | "
+            f"{m.get('estimated_gib', '')} | {b['seconds']} | "
             f"{b['peak_rss_gib']} | {row['classes_equal']} | {row['objects_same']} | {row['objects']} |"
         )
     return "\n".join(lines) + "\n"

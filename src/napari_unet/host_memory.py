@@ -47,9 +47,10 @@ def segmentation_bytes(
     Per pixel: the image itself unless already ``loaded`` (``channels * itemsize``), the probabilities
     (4 bytes a class), 2 bytes of classes and bookkeeping, and 4 bytes a channel for the normalised
     image while the tiles run, which the object ids (4 bytes) replace afterwards; plus
-    :data:`NETWORK_BYTES` and, with ``objects``, :data:`MOSAIC_BYTES`. Fitted to the peaks of this
-    project's large-image benchmark (image read from a file, two classes, objects, two threads):
-    1.47 GB estimated vs 1.35-1.46 GB measured at 8192 x 8192, 0.66 vs 0.59 GB at 4096 x 4096.
+    :data:`NETWORK_BYTES` and, with ``objects``, :data:`MOSAIC_BYTES`. It errs on the high side against
+    the peaks ``benchmarks/large_image.py`` measures (image read from a file, two classes, objects, two
+    threads; results/large_image_cpu.md): 1.37 vs 1.22-1.26 GiB at 8192 x 8192, 0.62 vs 0.49-0.55 GiB at
+    4096 x 4096.
     """
     raw = 0 if loaded else channels * itemsize
     per_pixel = raw + 4 * max(channels, 1 if objects else 0) + 4 * n_classes + 2
