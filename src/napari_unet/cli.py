@@ -17,7 +17,7 @@ from tqdm import tqdm
 from . import __version__
 from .batch import expand_images, segment_files
 from .blockwise import BlockConfig
-from .bundle import new_model
+from .bundle import Model, new_model
 from .device import select_device
 from .errors import InputError, NapariUNetError
 from .host_memory import tiff_too_large
@@ -126,7 +126,7 @@ def train_with_progress(job, config: TrainConfig) -> bool:
     return False
 
 
-def wants_zarr(args: argparse.Namespace, images: list[Path], model) -> bool:
+def wants_zarr(args: argparse.Namespace, images: list[Path], model: Model) -> bool:
     """Whether to predict block by block into zarr.
 
     When asked for, for a zarr input or a dask cluster, and for a TIFF too large to segment in memory

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -123,15 +124,15 @@ def peak_plateau_counts(
         owner[plateaus[peaks]] = mosaic[peaks]  # a plateau lies within one component
         return owner[1:]
 
-    mosaics = list(packed_mosaics(components, boxes, smoothing))
-    workers = min(threads, len(mosaics))
-    if workers > 1:  # the distance transform and the filters let go of the GIL
-        with ThreadPoolExecutor(workers, thread_name_prefix="napari-unet-objects") as pool:
-            owners = list(pool.map(plateau_owners, mosaics))
+    mosaics = packed_mosaics(components, boxes, smoothing)
+    if threads > 1:  # the distance transform and the filters let go of the GIL; threads mosaics held at once
+        with ThreadPoolExecutor(threads, thread_name_prefix="napari-unet-objects") as pool:
+            while batch := list(itertools.islice(mosaics, threads)):
+                for owner in pool.map(plateau_owners, batch):
+                    counts += np.bincount(owner, minlength=len(counts))
     else:
-        owners = [plateau_owners(mosaic) for mosaic in mosaics]
-    for owner in owners:
-        counts += np.bincount(owner, minlength=len(counts))
+        for mosaic in mosaics:
+            counts += np.bincount(plateau_owners(mosaic), minlength=len(counts))
     counts[counts == 0] = -1  # every component has a peak (its highest pixel): none means not packed
     return counts
 
