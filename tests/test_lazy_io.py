@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import tifffile
 import zarr
 
 from napari_unet import InputError, open_lazy
-from napari_unet.lazy_io import is_zarr, store_zarr
+from napari_unet.lazy_io import is_zarr, iter_store_zarr, store_zarr
 
 IMAGE = np.arange(3 * 40 * 50, dtype=np.uint16).reshape(3, 40, 50)
 AXES = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
@@ -91,3 +93,53 @@ def test_a_failure_half_way_leaves_the_old_result_and_no_partial_one(tmp_path):
         store_zarr({target: failing}, overwrite=True)
     np.testing.assert_array_equal(zarr.open_array(str(target))[:], IMAGE)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+
+
+def test_storing_reports_every_block_once_written(tmp_path):
+    arrays = {
+        tmp_path / "a.zarr": da.from_array(IMAGE, chunks=(1, 16, 16)),  # 3 x 3 x 4 = 36 blocks
+        tmp_path / "b.zarr": da.from_array(IMAGE, chunks=(1, 16, 16)) + 1,
+    }
+    job = iter_store_zarr(arrays, heartbeat=10)
+    records = list(job)
+    done = [r.done for r in records]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == 36
+    assert {r.total for r in records} == {36}
+    assert len(records) == 1 + 2 * 36  # one for each chunk of each output: none counted twice, none missed
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "b.zarr"))[:], IMAGE + 1)
+
+
+def test_a_stopped_store_starts_no_more_blocks_and_leaves_the_old_result(tmp_path):
+    target = tmp_path / "out.zarr"
+    store_zarr({target: da.from_array(IMAGE)})
+    started = []
+
+    def slow(block, block_id=None):
+        started.append(block_id)
+        time.sleep(0.05)
+        return block + 1
+
+    blocks = da.from_array(IMAGE, chunks=(1, 8, 10)).map_blocks(slow, dtype=IMAGE.dtype)  # 75 blocks
+    job = iter_store_zarr({target: blocks}, overwrite=True, threads=2, heartbeat=0.01)
+    for record in job:
+        if record.done >= 3:
+            break
+    job.close()
+    assert len(started) < 10  # the blocks running when stopped finished; no other started
+    time.sleep(0.2)
+    assert len(started) < 10
+    np.testing.assert_array_equal(zarr.open_array(str(target))[:], IMAGE)  # the earlier result, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+
+
+def test_a_stop_is_seen_between_blocks_however_long_they_take(tmp_path):
+    def slow(block):
+        time.sleep(0.3)
+        return block
+
+    job = iter_store_zarr({tmp_path / "out.zarr": da.from_array(IMAGE, chunks=(1, 40, 50)).map_blocks(slow)}, threads=1)
+    start = time.monotonic()
+    next(job), next(job)  # the first record, then a heartbeat before any block is done
+    assert time.monotonic() - start < 0.3
+    job.close()
+    assert list(tmp_path.iterdir()) == []

@@ -26,7 +26,7 @@ from .lazy_io import is_zarr
 from .model import PRESETS, preset_for_device
 from .objects import OBJECT_SHAPES, ObjectConfig
 from .predict import FINDING_OBJECTS, PredictConfig
-from .scaleout import dask_client, segment_to_zarr
+from .scaleout import MERGING_OBJECTS, dask_client, segment_to_zarr
 from .starting import resolve_model
 from .train import TrainConfig, fit, prepare
 from .train_config import COMPILE_MODES
@@ -200,11 +200,19 @@ def predict_to_zarr(args: argparse.Namespace, model, images: list[Path], config:
             args.channel_axis,
             blocks,
             client,
-            progress=sys.stderr.isatty(),
         )
-        for record in job:
-            if record.name:
-                print(f"[{record.done + 1}/{record.total}] {record.name}", file=sys.stderr)
+        blocks_bar = tqdm(desc="blocks", unit="block", file=sys.stderr, leave=False, disable=None)
+        with blocks_bar:
+            for record in job:
+                if record.tile is None:
+                    if record.name:
+                        print(f"[{record.done + 1}/{record.total}] {record.name}", file=sys.stderr)
+                    blocks_bar.reset()
+                    continue
+                stage = record.tile.message if record.tile.message == MERGING_OBJECTS else record.name
+                blocks_bar.set_description(stage, refresh=False)
+                blocks_bar.total = record.tile.total
+                blocks_bar.update(record.tile.done - blocks_bar.n)
     print(f"segmented {len(images)} image(s) into {args.out} (zarr)", file=sys.stderr)
     return 0
 

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import shutil
-import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import dask
 import dask.array as da
-from dask.diagnostics import ProgressBar
 
 from .errors import InputError
+from .progress import drain
+from .tiling import TileProgress
 
 ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
@@ -130,21 +132,57 @@ def _zarr_chunks(array: da.Array) -> tuple[int, ...]:
     return tuple(max(c[0], 1) for c in array.chunks)
 
 
-def store_zarr(
+class _BlockCounter:
+    """dask callbacks (for this compute only) that count the chunks written and stop the compute on request.
+
+    ``_pretask`` and ``_posttask`` run in the scheduler's own thread: raising there ends the compute
+    once the tasks already running have finished; no further task starts.
+    """
+
+    def __init__(self, stop: threading.Event, written: queue.SimpleQueue) -> None:
+        self.stop, self.written = stop, written
+
+    def callbacks(self) -> list[tuple]:
+        """The callbacks as dask's ``callbacks=`` takes them: (start, start_state, pretask, posttask, finish)."""
+        return [(None, None, self._pretask, self._posttask, None)]
+
+    def _pretask(self, key, dsk, state) -> None:
+        if self.stop.is_set():
+            raise StoreStopped()
+
+    def _posttask(self, key, result, dsk, state, worker_id) -> None:
+        if str(key[0] if isinstance(key, tuple) else key).startswith(STORE_KEY):
+            self.written.put(1)
+
+
+class StoreStopped(Exception):
+    """Raised in dask's scheduler thread to end a compute that was asked to stop."""
+
+
+#: How the names of dask's tasks that write a chunk into its target begin (``dask.array.store``); tasks
+#: fused with the store are renamed but keep a task of that name, which gives the stored value.
+STORE_KEY = "store-map-"
+
+
+def iter_store_zarr(
     arrays: Mapping[Path, da.Array],
     overwrite: bool = False,
     scheduler=None,
-    progress: bool = False,
     also: Sequence = (),
     finish: Callable[[dict[Path, Any], list], None] | None = None,
-) -> list[Path]:
-    """Compute dask arrays into zarr arrays at the given paths, in one pass (shared work is done once).
+    threads: int | None = None,
+    heartbeat: float = 0.25,
+    finish_message: str = "finishing",
+) -> Generator[TileProgress, None, list[Path]]:
+    """:func:`store_zarr` as a progress generator that can be stopped.
 
-    Each block is computed, written and released, so memory stays bounded by a few blocks whatever
-    the size of the image. ``scheduler`` is passed to dask (a ``dask.distributed`` client, say); None
-    runs on threads of this machine, with a progress bar on stderr if ``progress``. The dask
-    collections in ``also`` are computed in the same pass (sharing its tasks); ``finish(targets, their
-    values)`` may then edit the written arrays (by path) before they are moved into place.
+    On threads of this machine (``scheduler`` None) it yields a :class:`TileProgress` as blocks are
+    written (``done`` of ``total`` blocks, every output written for each), and at least every
+    ``heartbeat`` seconds, so that a caller can stop it promptly: closing the generator lets the blocks
+    being computed finish, starts no other, and removes every partial output (existing results stay as
+    they were). On a ``dask.distributed`` client (``scheduler``) only the heartbeat comes until the
+    end, and a stop waits for the whole compute. ``threads`` defaults to the CPU count. While
+    ``finish`` runs, the record says ``finish_message``. Returns the paths written once all are in place.
     """
     import zarr
 
@@ -156,18 +194,76 @@ def store_zarr(
                 str(partial), mode="w", shape=array.shape, chunks=_zarr_chunks(array), dtype=array.dtype
             )
         stored = da.store(list(arrays.values()), list(targets.values()), lock=False, compute=False)
-        if scheduler is not None:
-            with dask.config.set(scheduler=scheduler):
-                _, *values = dask.compute(stored, *also)
-        else:
-            # a pool of our own, so that after a failure no thread still writes when the partial is removed
-            bar = ProgressBar(out=sys.stderr, minimum=2) if progress else contextlib.nullcontext()
-            with ThreadPoolExecutor(os.cpu_count() or 1) as pool, dask.config.set(scheduler="threads", pool=pool), bar:
+        total = max((array.npartitions for array in arrays.values()), default=0)
+        chunks_total = sum(array.npartitions for array in arrays.values())
+        stop, written = threading.Event(), queue.SimpleQueue()
+        counter = _BlockCounter(stop, written)
+        outcome: dict[str, Any] = {}
+
+        def compute() -> None:
+            try:
+                if scheduler is not None:
+                    _, *values = dask.compute(stored, *also, scheduler=scheduler)
+                else:
+                    # a pool of our own, so that once stopped or failed no thread still writes when the
+                    # partial output is removed
+                    with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+                        try:
+                            _, *values = dask.compute(
+                                stored, *also, scheduler="threads", pool=pool, callbacks=counter.callbacks()
+                            )
+                        except BaseException:
+                            pool.shutdown(wait=True, cancel_futures=True)
+                            raise
+                outcome["values"] = values
+            except BaseException as error:  # carried to the generator's thread
+                outcome["error"] = error
+            finally:
+                written.put(None)
+
+        def record(chunks: int) -> TileProgress:
+            done = chunks * total // max(chunks_total, 1)
+            return TileProgress(done, total, f"block {done} of {total}")
+
+        runner = threading.Thread(target=compute, name="napari-unet store", daemon=True)
+        runner.start()
+        chunks = 0
+        try:
+            yield record(0)
+            while True:
                 try:
-                    _, *values = dask.compute(stored, *also)
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
+                    item = written.get(timeout=heartbeat)
+                except queue.Empty:
+                    yield record(chunks)  # nothing new, but the caller may want to stop
+                    continue
+                if item is None:
+                    break
+                chunks += 1
+                yield record(chunks)
+        finally:
+            stop.set()  # if closed early: no block starts any more; wait for those running, then clean up
+            runner.join()
+        if "error" in outcome:
+            raise outcome["error"]
         if finish is not None:
-            finish(targets, values)
+            yield TileProgress(total, total, finish_message)
+            finish(targets, outcome["values"])
     return [Path(p) for p in arrays]
+
+
+def store_zarr(
+    arrays: Mapping[Path, da.Array],
+    overwrite: bool = False,
+    scheduler=None,
+    also: Sequence = (),
+    finish: Callable[[dict[Path, Any], list], None] | None = None,
+) -> list[Path]:
+    """Compute dask arrays into zarr arrays at the given paths, in one pass (shared work is done once).
+
+    Each block is computed, written and released, so memory stays bounded by a few blocks whatever
+    the size of the image. ``scheduler`` is a ``dask.distributed`` client to run on, or None for
+    threads of this machine. The dask collections in ``also`` are computed in the same pass (sharing
+    its tasks); ``finish(targets, their values)`` may then edit the written arrays (by path) before
+    they are moved into place. :func:`iter_store_zarr` does the same with progress and a stop.
+    """
+    return drain(iter_store_zarr(arrays, overwrite, scheduler, also, finish))

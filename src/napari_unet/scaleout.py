@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import os
 import socket
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,8 +17,9 @@ from .block_objects import merge_map, relabel
 from .blockwise import BlockConfig, segment_lazy
 from .bundle import Model
 from .errors import InputError
-from .lazy_io import open_lazy, store_zarr
+from .lazy_io import iter_store_zarr, open_lazy
 from .predict import PredictConfig
+from .tiling import TileProgress
 
 
 def check_reachable(address: str, seconds: float = 5.0) -> None:
@@ -105,6 +106,67 @@ def merge_cut_objects(objects, border_pairs: Sequence[np.ndarray]) -> int:
     return len(keys)
 
 
+#: Progress message while the objects cut by block borders are merged, after all blocks are written.
+MERGING_OBJECTS = "merging objects cut by block borders"
+
+
+def iter_segment_zarr(
+    model: Model,
+    image,
+    outputs: Mapping[str, Path],
+    config: PredictConfig | None = None,
+    channel_axis: int | None = None,
+    blocks: BlockConfig = BlockConfig(),
+    overwrite: bool = False,
+    client: object | None = None,
+) -> Generator[TileProgress, None, dict[str, Path]]:
+    """Segment one image (numpy, zarr or dask array) block by block into zarr arrays, with progress and a stop.
+
+    Parameters
+    ----------
+    model : Model
+        The trained model (each thread or worker uses its own evaluation copy of it as it is now).
+    image : numpy.ndarray, zarr.Array or dask.array.Array
+        Any layout :func:`napari_unet.predict.segment` accepts.
+    outputs : mapping
+        Where to write each result: "segmentation" (classes, required), "objects" and
+        "probabilities" (written when given).
+    config : PredictConfig, optional
+        Device, tiles and object settings (per block).
+    channel_axis : int, optional
+        Channel axis of a multichannel image.
+    blocks : BlockConfig
+        Block size and the overlap that keeps objects whole across block borders.
+    overwrite : bool
+        Replace existing outputs (only once the new ones are complete); else they are an error.
+    client : distributed.Client, optional
+        Run the blocks on its workers (else on threads here).
+
+    Yields :class:`TileProgress` records, block by block. Closing the generator stops it: the blocks
+    being computed finish, no output is left (see :func:`napari_unet.lazy_io.iter_store_zarr`).
+    Objects larger than ``blocks.overlap`` that cross a block border are merged into one id after all
+    blocks are written (:func:`merge_cut_objects`), before the outputs are moved into place.
+    """
+    objects = "objects" in outputs
+    result = segment_lazy(model, image, config or PredictConfig(), blocks, objects, channel_axis)
+    arrays = {outputs["segmentation"]: result.classes}
+    if objects:
+        arrays[outputs["objects"]] = result.objects
+    if "probabilities" in outputs:
+        arrays[outputs["probabilities"]] = result.probabilities
+    also, merge = [], None
+    if result.border_pairs is not None:  # objects larger than the overlap, cut by block borders, made whole
+        also = [result.border_pairs]
+
+        def merge(targets, values, path=outputs["objects"]):
+            merge_cut_objects(targets[path], list(values[0].ravel()))
+
+    yield from iter_store_zarr(
+        arrays, overwrite, scheduler=client, also=also, finish=merge, finish_message=MERGING_OBJECTS
+    )
+    return dict(outputs)
+
+
 def segment_to_zarr(
     model: Model,
     images: Sequence[Path],
@@ -116,35 +178,22 @@ def segment_to_zarr(
     channel_axis: int | None = None,
     blocks: BlockConfig = BlockConfig(),
     client: object | None = None,
-    progress: bool = False,
 ) -> Generator[BatchProgress, None, list[dict[str, Path]]]:
     """Segment images (zarr, OME-Zarr, TIFF; read lazily) block by block into zarr arrays in ``folder``.
 
     Writes ``<stem>_segmentation.zarr`` (classes), and optionally ``<stem>_objects.zarr`` and
-    ``<stem>_probabilities.zarr``, each chunked like the blocks. Memory stays bounded by a few blocks per
-    thread; with a ``dask.distributed`` ``client`` the blocks run on its workers (else on threads here,
-    with a progress bar on stderr if ``progress``). Objects larger than ``blocks.overlap`` that cross a
-    block border are merged into one id after all blocks are written (:func:`merge_cut_objects`).
-    Every output is checked before any work starts, and each is moved into place only once complete.
+    ``<stem>_probabilities.zarr``, each chunked like the blocks (:func:`iter_segment_zarr`). Memory
+    stays bounded by a few blocks per thread; with a ``dask.distributed`` ``client`` the blocks run on
+    its workers, else on threads here. Every output is checked before any work starts, and each is
+    moved into place only once complete; closing the generator stops after the blocks being computed.
     """
     outputs = prepare_outputs(images, folder, objects, probabilities, overwrite, suffix=".zarr")
     for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
         yield BatchProgress(done, len(images), path.name)
         image, found_axis = open_lazy(path)
         axis = channel_axis if channel_axis is not None else found_axis
-        result = segment_lazy(model, image, config or PredictConfig(), blocks, objects, axis)
-        arrays = {out["segmentation"]: result.classes}
-        if objects:
-            arrays[out["objects"]] = result.objects
-        if probabilities:
-            arrays[out["probabilities"]] = result.probabilities
-        also, merge = [], None
-        if result.border_pairs is not None:  # objects larger than the overlap, cut by block borders, made whole
-            also = [result.border_pairs]
-
-            def merge(targets, values, path=out["objects"]):
-                merge_cut_objects(targets[path], list(values[0].ravel()))
-
-        store_zarr(arrays, overwrite, scheduler=client, progress=progress, also=also, finish=merge)
+        job = iter_segment_zarr(model, image, out, config, axis, blocks, overwrite, client)
+        for record in job:
+            yield BatchProgress(done, len(images), path.name, record)
     yield BatchProgress(len(images), len(images), "")
     return outputs
