@@ -57,6 +57,34 @@ def segmentation_bytes(
     return n_pixels * per_pixel + NETWORK_BYTES + (MOSAIC_BYTES if objects else 0)
 
 
+def shortfall(
+    shape: tuple[int, ...],
+    channels: int,
+    itemsize: int,
+    n_classes: int,
+    objects: bool,
+    loaded: bool = True,
+    available: int | None = None,
+) -> tuple[int, int] | None:
+    """(bytes needed, bytes free) when segmenting an image of ``shape`` in memory would not fit, else None.
+
+    ``shape`` is the image's shape without its channel axis; ``available`` the free memory
+    (:func:`available_bytes` if None; None is returned where it cannot be told).
+    """
+    available = available_bytes() if available is None else available
+    if available is None:
+        return None
+    needed = segmentation_bytes(math.prod(shape), channels, itemsize, n_classes, objects, loaded)
+    return (needed, available) if needed > available else None
+
+
+def describe_shortfall(shape: tuple[int, ...], needed: int, available: int) -> str:
+    """The shortfall in words ("segmenting this 8192 x 8192 image in memory needs about 1.4 GiB and ...")."""
+    size = " x ".join(str(n) for n in shape)
+    need, free = f"{needed / GIB:.1f}", f"{available / GIB:.1f}"
+    return f"segmenting this {size} image in memory needs about {need} GiB and {free} GiB is free"
+
+
 def check_fits(
     shape: tuple[int, ...],
     channels: int,
@@ -70,22 +98,25 @@ def check_fits(
 
     Otherwise the operating system refuses an allocation part way, which ends the program (napari, with
     everything painted and not yet saved). Such images go block by block into zarr instead
-    (``napari-unet predict --format zarr``, :func:`napari_unet.segment_lazy`).
-
-    ``shape`` is the image's shape without its channel axis; ``available`` the free memory
-    (:func:`available_bytes` if None; nothing is checked where it cannot be told).
+    (``napari-unet predict --format zarr``, :func:`napari_unet.segment_lazy`). Arguments as
+    :func:`shortfall`; nothing is checked where the free memory cannot be told.
     """
-    available = available_bytes() if available is None else available
-    if available is None:
-        return
-    needed = segmentation_bytes(math.prod(shape), channels, itemsize, n_classes, objects, loaded)
-    if needed > available:
-        size = " x ".join(str(n) for n in shape)
+    short = shortfall(shape, channels, itemsize, n_classes, objects, loaded, available)
+    if short is not None:
         raise ResourceError(
-            f"segmenting this {size} image in memory needs about {needed / GIB:.1f} GiB and {available / GIB:.1f} GiB "
-            "is free: close other programs, segment one plane at a time, or segment it block by block into zarr "
-            "(napari-unet predict MODEL IMAGE --format zarr)"
+            f"{describe_shortfall(shape, *short)}: close other programs, segment one plane at a time, or segment it "
+            "block by block into zarr (napari-unet predict MODEL IMAGE --format zarr)"
         )
+
+
+def blockwise_bytes(block: int, overlap: int, threads: int) -> int:
+    """About how much memory segmenting block by block takes at its peak (:func:`napari_unet.segment_lazy`).
+
+    Each of ``threads`` blocks being computed at once holds about 30 bytes a pixel of the block and its
+    overlap, plus :data:`NETWORK_BYTES`: 0.52 GiB for two threads of 2048-pixel blocks, as
+    ``benchmarks/large_image.py`` measures (0.50-0.52 GiB at 8192 x 8192, results/large_image_cpu.md).
+    """
+    return threads * ((block + 2 * overlap) ** 2 * 30 + NETWORK_BYTES)
 
 
 def tiff_too_large(

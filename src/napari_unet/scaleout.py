@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import socket
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -104,6 +105,32 @@ def merge_cut_objects(objects, border_pairs: Sequence[np.ndarray]) -> int:
         if merged is not ids:
             objects[box] = merged
     return len(keys)
+
+
+def fresh_outputs(folder: Path, name: str, kinds: Sequence[str], suffix: str = ".zarr") -> dict[str, Path]:
+    """``folder/<name>_<kind><suffix>`` for each kind, none of which exists yet; creates ``folder``.
+
+    ``name`` is made safe for file names; where an output of that name exists, a number is added to
+    the name (``cells-2_segmentation.zarr``) so that no earlier result is ever replaced.
+
+    Raises
+    ------
+    InputError
+        If ``folder`` is a file or cannot be created.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file; choose a folder for the results")
+    stem = re.sub(r"[^\w.-]+", "_", name).strip("._") or "image"
+    for number in itertools.count(1):
+        base = stem if number == 1 else f"{stem}-{number}"
+        outputs = {kind: folder / f"{base}_{kind}{suffix}" for kind in kinds}
+        if not any(path.exists() for path in outputs.values()):
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"the results folder {folder} could not be created ({error.strerror})") from None
+    return outputs
 
 
 #: Progress message while the objects cut by block borders are merged, after all blocks are written.

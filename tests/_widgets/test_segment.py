@@ -106,10 +106,11 @@ def test_stop_while_the_objects_are_made_writes_nothing(plugin, qtbot, monkeypat
     assert [layer.name for layer in viewer.layers] == ["cells"]
 
 
-def test_an_image_too_large_for_memory_is_refused_before_it_is_read(plugin, messages, monkeypatch):
+def test_an_image_too_large_even_block_by_block_is_refused_before_it_is_read(plugin, messages, monkeypatch):
     import dask.array as da
 
     from napari_unet import host_memory
+    from napari_unet._widgets import segment as segment_module
 
     viewer, w = plugin
     reads = []
@@ -122,8 +123,79 @@ def test_an_image_too_large_for_memory_is_refused_before_it_is_read(plugin, mess
     segment = w["Segment"]
     segment.image_picker.value = viewer.layers["slide"]
     monkeypatch.setattr(host_memory, "available_bytes", lambda: 10**6)
+    monkeypatch.setattr(segment_module, "available_bytes", lambda: 10**6)
     before = len(reads)  # napari drew the layer from some blocks; segment() runs no event loop
     assert segment.segment() is None
     assert len(reads) == before  # refused before np.asarray read the image
-    assert messages[-1][0] == "error" and "--format zarr" in messages[-1][1]
+    assert messages[-1][0] == "warning" and "even block by block it needs about" in messages[-1][1]
     assert not any(layer.name.startswith("slide ") for layer in viewer.layers)
+
+
+def too_large_for_memory(monkeypatch) -> None:
+    """Every image is too large to segment in memory; block by block it fits (free memory unknown)."""
+    from napari_unet._widgets import segment as segment_module
+
+    monkeypatch.setattr(segment_module, "shortfall", lambda *args, **kwargs: (3 * 2**30, 2**30))
+    monkeypatch.setattr(segment_module, "available_bytes", lambda: None)
+
+
+def test_an_image_too_large_for_memory_is_segmented_block_by_block_into_zarr(
+    plugin, qtbot, messages, monkeypatch, tmp_path
+):
+    import dask.array as da
+
+    from napari_unet import PredictConfig, segment
+    from napari_unet._widgets._zarr_results import ZARR_KEY
+    from napari_unet._widgets.segment import uncertainty
+    from napari_unet.starting import load_starting_model
+
+    from ..test_blockwise import same_partition
+
+    viewer, w = plugin
+    pixels = np.tile(viewer.layers["cells"].data, (2, 3))[:200, :300]
+    viewer.add_image(da.from_array(pixels, chunks=100), name="big slide", scale=(0.5, 0.5))
+    seg_widget = w["Segment"]
+    seg_widget.image_picker.value = viewer.layers["big slide"]
+    seg_widget.large_folder.value = tmp_path / "results"
+    seg_widget.uncertain.setChecked(True)
+    too_large_for_memory(monkeypatch)
+    wait_for(qtbot, seg_widget.segment())
+    assert "block by block" in messages[-1][1] and str(tmp_path / "results") in messages[-1][1]
+    written = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert written == ["big_slide_objects.zarr", "big_slide_probabilities.zarr", "big_slide_segmentation.zarr"]
+    reference = segment(load_starting_model(), pixels, PredictConfig())
+    classes, objects = viewer.layers["big slide segmentation"], viewer.layers["big slide objects"]
+    for layer in (classes, objects):
+        assert isinstance(layer.data, da.Array) and not layer.editable and layer.metadata[ZARR_KEY]
+        assert tuple(layer.scale) == (0.5, 0.5)
+    np.testing.assert_array_equal(classes.data.compute(), reference.classes)
+    assert same_partition(np.asarray(objects.data), reference.objects)
+    lazy_uncertainty = viewer.layers["big slide uncertainty"].data
+    assert isinstance(lazy_uncertainty, da.Array)
+    np.testing.assert_allclose(lazy_uncertainty.compute(), uncertainty(reference.probabilities), atol=1e-6)
+    assert seg_widget.status.text().startswith(f"done: written block by block to {tmp_path / 'results'}")
+
+    wait_for(qtbot, seg_widget.segment())  # again: new folders, the first ones kept
+    assert len(list((tmp_path / "results").iterdir())) == 6
+    assert viewer.layers["big slide segmentation"].metadata[ZARR_KEY].endswith("big_slide-2_segmentation.zarr")
+    assert [layer.name for layer in viewer.layers].count("big slide segmentation") == 1
+
+    w["Export"].image_picker.value = viewer.layers["big slide"]
+    assert w["Export"].export_image() == []  # nothing converted: the results are on disk already
+    assert "saved as zarr already" in messages[-1][1]
+    w["Correct and retrain"].image_picker.value = viewer.layers["big slide"]
+    assert w["Correct and retrain"].apply_corrections() == 0
+    assert messages[-1][0] == "warning" and "annotation layer" in messages[-1][1]
+
+
+def test_stop_while_segmenting_block_by_block_writes_nothing(plugin, qtbot, monkeypatch, tmp_path):
+    viewer, w = plugin
+    segment = w["Segment"]
+    segment.large_folder.value = tmp_path
+    too_large_for_memory(monkeypatch)
+    job = segment.segment()
+    job.worker.yielded.connect(lambda record: segment.cancel())
+    wait_for(qtbot, job)
+    assert segment.status.text() == "cancelled; nothing was written"
+    assert [layer.name for layer in viewer.layers] == ["cells"]
+    qtbot.waitUntil(lambda: not any(tmp_path.iterdir()), timeout=5000)  # partial folders removed

@@ -12,6 +12,7 @@ from ..annotation import corrections_from_classes, corrections_from_objects, mer
 from ._base import PluginWidget
 from ._jobs import notify
 from ._layers import CLASSES_KEY, class_colormap, classes_of, default_classes, find_layer, output_name
+from ._zarr_results import zarr_source
 
 ANNOTATION, SEGMENTATION, OBJECTS = "annotation", "segmentation", "objects"
 
@@ -45,6 +46,13 @@ class CorrectWidget(PluginWidget):
             return 0
         seg = find_layer(self.viewer, output_name(image.name, SEGMENTATION), Labels)
         obj = find_layer(self.viewer, output_name(image.name, OBJECTS), Labels)
+        if zarr_source(seg) is not None:
+            notify(
+                f"the segmentation of '{image.name}' was too large for memory and is read from {zarr_source(seg)}: "
+                "paint new annotations on the annotation layer instead, then retrain",
+                warning=True,
+            )
+            return 0
         updates = []
         for layer, convert in ((seg, "classes"), (obj, "objects")):
             if layer is None or layer.name not in self.session.written:

@@ -16,6 +16,7 @@ from ..io import write_labels
 from ._base import PluginWidget
 from ._jobs import BackgroundJob, Stopped, notify, notify_error
 from ._layers import find_layer, output_name
+from ._zarr_results import zarr_source
 
 KINDS = ("segmentation", "objects")
 
@@ -48,22 +49,30 @@ class ExportWidget(PluginWidget):
             notify("choose an image", warning=True)
             return []
         folder = Path(str(self.folder.value))
-        written = []
+        written, on_disk = [], []
         try:
             for kind in KINDS:
                 layer = find_layer(self.viewer, output_name(image.name, kind), Labels)
                 if layer is None:
+                    continue
+                if zarr_source(layer) is not None:  # too large for memory: already on disk, block by block
+                    on_disk.append(zarr_source(layer))
                     continue
                 path = folder / f"{image.name}_{kind}.tif"
                 written.append(write_labels(path, np.asarray(layer.data), overwrite=self.overwrite.isChecked()))
         except InputError as error:
             notify_error(error)
             return written
-        if not written:
-            notify(f"'{image.name}' has no segmentation yet: press Segment first", warning=True)
-        else:
+        if on_disk:
+            notify(
+                f"'{image.name}' was too large for memory: its results are saved as zarr already, in "
+                f"{', '.join(str(p) for p in on_disk)}"
+            )
+        if written:
             notify(f"wrote {', '.join(p.name for p in written)} to {folder}")
-        self.status.setText("\n".join(str(p) for p in written))
+        elif not on_disk:
+            notify(f"'{image.name}' has no segmentation yet: press Segment first", warning=True)
+        self.status.setText("\n".join(str(p) for p in written + on_disk))
         return written
 
     def export_folder(self) -> BackgroundJob | None:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from magicgui.widgets import FileEdit
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
-from ..errors import ResourceError
-from ..host_memory import check_fits
+from ..blockwise import BlockConfig
+from ..errors import InputError
+from ..host_memory import GIB, available_bytes, blockwise_bytes, describe_shortfall, shortfall
 from ..layout import crop, infer_layout
 from ..objects import OBJECT_SHAPES, ObjectConfig
 from ..predict import PredictConfig, Segmentation, iter_segment
+from ..scaleout import fresh_outputs, iter_segment_zarr
 from ..starting import load_starting_model, starting_model_path
 from ..tiling import TileProgress
 from ._base import PluginWidget
@@ -32,6 +37,7 @@ from ._layers import (
     write_labels,
 )
 from ._session import set_model
+from ._zarr_results import default_results_folder, show_zarr_labels, show_zarr_uncertainty
 
 SEGMENTATION, OBJECTS, UNCERTAINTY = "segmentation", "objects", "uncertainty"
 
@@ -78,6 +84,12 @@ class SegmentWidget(PluginWidget):
         self.tile.setRange(0, 8192)
         self.tile.setToolTip("largest tile side in pixels; 0 = chosen from free memory")
         self.add_row("tile size", self.tile)
+        self.large_folder = FileEdit(mode="d", value=str(default_results_folder()))
+        self.large_folder.native.setToolTip(
+            "an image too large to segment in memory is segmented block by block into zarr folders here "
+            "(never replacing earlier ones), and its layers are read from there"
+        )
+        self.add_row("large images to", self.large_folder.native)
         self.segment_button, self.cancel_button, self.progress = self.add_run_controls(
             "Segment", self.segment, self.cancel
         )
@@ -133,26 +145,28 @@ class SegmentWidget(PluginWidget):
         plane_only = self.scope.currentText() == "current plane" and len(shape) > 2
         objects = self.objects.isChecked()
         stored = image_data(image, lazy=True)
-        if not plane_only:  # before reading a dask or zarr image whole: would it fit?
-            try:
-                loaded = isinstance(stored, np.ndarray)
-                check_fits(shape, model.in_channels, stored.dtype.itemsize, model.n_classes, objects, loaded)
-            except ResourceError as error:
-                notify_error(error)
-                return None
-        pixels = stored if plane_only else np.asarray(stored)  # a plane of a dask or zarr stack is read alone
-        index: tuple[int, ...] = ()
-        target, target_axis = pixels, axis
-        if plane_only:
-            index = plane_index(self.viewer, image, len(shape))
-            layout = infer_layout(pixels.shape, model.in_channels, axis)
-            target, target_axis = crop(pixels, layout, index, (slice(None), slice(None)))
         model.object_shape = object_shape  # remembered with the model: saved with it, used by napari-unet predict
         config = PredictConfig(
             tile=self.tile.value(),
             test_time_augmentation=self.averaged.isChecked(),
             objects=ObjectConfig.for_shape(object_shape),
         )
+        # before reading a dask or zarr image whole: would it fit? (a plane of a stack is read alone)
+        loaded = isinstance(stored, np.ndarray)
+        checked = shape[-2:] if plane_only else shape
+        short = shortfall(checked, model.in_channels, stored.dtype.itemsize, model.n_classes, objects, loaded)
+        if short is not None and plane_only:
+            notify(f"{describe_shortfall(checked, *short)}: segment the whole image, block by block", warning=True)
+            return None
+        if short is not None:
+            return self._segment_blockwise(image, model, stored, axis, config, describe_shortfall(shape, *short))
+        pixels = stored if plane_only else np.asarray(stored)
+        index: tuple[int, ...] = ()
+        target, target_axis = pixels, axis
+        if plane_only:
+            index = plane_index(self.viewer, image, len(shape))
+            layout = infer_layout(pixels.shape, model.in_channels, axis)
+            target, target_axis = crop(pixels, layout, index, (slice(None), slice(None)))
         context = {"image": image, "shape": shape, "index": index}
         self.job = BackgroundJob(
             lambda: iter_segment(model, target, config, objects=objects, channel_axis=target_axis),
@@ -165,6 +179,40 @@ class SegmentWidget(PluginWidget):
         self.status.setText("segmenting…")
         return self.job.start()
 
+    def _segment_blockwise(
+        self, image: Image, model, stored, axis: int | None, config: PredictConfig, reason: str
+    ) -> BackgroundJob | None:
+        """Segment an image too large for memory block by block into zarr folders, shown as lazy layers."""
+        blocks = BlockConfig()
+        block = min(blocks.block, max(spatial_shape(image, axis)[-2:]))
+        needed, available = blockwise_bytes(block, blocks.overlap, os.cpu_count() or 1), available_bytes()
+        if available is not None and needed > available:
+            notify(
+                f"{reason}, and even block by block it needs about {needed / GIB:.1f} GiB: close other programs "
+                "and segment again",
+                warning=True,
+            )
+            return None
+        folder = Path(str(self.large_folder.value))
+        kinds = [SEGMENTATION] + ([OBJECTS] if self.objects.isChecked() else [])
+        kinds += ["probabilities"] if self.uncertain.isChecked() else []
+        try:
+            outputs = fresh_outputs(folder, image.name, kinds)
+        except InputError as error:
+            notify_error(error)
+            return None
+        notify(f"{reason}: segmenting '{image.name}' block by block into {folder}; the layers will show it from there")
+        self.job = BackgroundJob(
+            lambda: iter_segment_zarr(model, stored, outputs, config, axis, blocks),
+            on_progress=self._on_progress,
+            on_done=lambda result: self._on_blockwise_done(result, image, outputs),
+            on_finished=lambda: self._set_running(False),
+            owner=self,
+        )
+        self._set_running(True)
+        self.status.setText("segmenting block by block…")
+        return self.job.start()
+
     def cancel(self) -> None:
         """Stop the segmentation; nothing is written."""
         if self.job is not None:
@@ -175,6 +223,36 @@ class SegmentWidget(PluginWidget):
         self.progress.setValue(record.done)
         self.status.setText(f"{record.message}…" if record.message else f"tile {record.done} of {record.total}")
 
+    def _class_colours(self, image: Image, n_classes: int) -> dict[int, dict[str, str]]:
+        """Colours of the classes: those of the image's annotation, else the defaults."""
+        colours = {v: {"color": DEFAULT_COLOURS[(v - 1) % len(DEFAULT_COLOURS)]} for v in range(2, n_classes + 1)}
+        annotation = find_layer(self.viewer, output_name(image.name, "annotation"), Labels)
+        if annotation is not None:  # the same colours as the classes painted
+            colours.update({v: c for v, c in classes_of(annotation).items() if v > 1})
+        return colours
+
+    def _on_blockwise_done(self, result: dict[str, Path] | Stopped, image: Image, outputs: dict[str, Path]) -> None:
+        if isinstance(result, Stopped):
+            self.status.setText("cancelled; nothing was written")
+            return
+        folder = outputs[SEGMENTATION].parent
+        written = ", ".join(path.name for path in outputs.values())
+        if image not in self.viewer.layers:
+            notify(f"the image '{image.name}' was removed; its results are in {folder}: {written}", warning=True)
+            return
+        seg = show_zarr_labels(
+            self.viewer, output_name(image.name, SEGMENTATION), outputs[SEGMENTATION], like=image, opacity=0.5
+        )
+        seg.colormap = class_colormap(self._class_colours(image, self.session.model.n_classes))
+        self.session.written.pop(seg.name, None)  # nothing in memory to compare corrections with
+        if OBJECTS in outputs:
+            obj = show_zarr_labels(self.viewer, output_name(image.name, OBJECTS), outputs[OBJECTS], like=image)
+            self.session.written.pop(obj.name, None)
+        if "probabilities" in outputs:
+            name = output_name(image.name, UNCERTAINTY)
+            show_zarr_uncertainty(self.viewer, name, outputs["probabilities"], image, uncertainty)
+        self.status.setText(f"done: written block by block to {folder} ({written})")
+
     def _on_done(self, result: Segmentation | Stopped, context: dict[str, Any]) -> None:
         if isinstance(result, Stopped):
             self.status.setText("cancelled; nothing was changed")
@@ -183,11 +261,7 @@ class SegmentWidget(PluginWidget):
         if image not in self.viewer.layers:
             notify(f"the image '{image.name}' was removed before its segmentation finished", warning=True)
             return
-        model = self.session.model
-        colours = {v: {"color": DEFAULT_COLOURS[(v - 1) % len(DEFAULT_COLOURS)]} for v in range(2, model.n_classes + 1)}
-        annotation = find_layer(self.viewer, output_name(image.name, "annotation"), Labels)
-        if annotation is not None:  # the same colours as the classes painted
-            colours.update({v: c for v, c in classes_of(annotation).items() if v > 1})
+        colours = self._class_colours(image, self.session.model.n_classes)
         seg = write_labels(
             self.viewer,
             output_name(image.name, SEGMENTATION),
