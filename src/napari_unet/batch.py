@@ -6,23 +6,33 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from . import device as devices
+from .blockwise import BlockConfig
+from .blockwise_zarr import iter_segment_zarr
 from .bundle import Model
 from .errors import InputError
+from .host_memory import tiff_too_large
 from .io import IMAGE_SUFFIXES, read_image, write_labels, write_probabilities
-from .lazy_io import is_zarr
+from .lazy_io import is_zarr, open_lazy
 from .predict import PredictConfig, iter_segment
 from .tiling import TileProgress
 
 
 @dataclass(frozen=True)
 class BatchProgress:
-    """Progress of a batch: ``done`` of ``total`` images finished; ``tile`` is set while one is running."""
+    """Progress of a batch: ``done`` of ``total`` images finished; ``tile`` is set while one is running.
+
+    ``note`` says, once for an image, something its user should know (that it goes block by block
+    into zarr, and why).
+    """
 
     done: int
     total: int
     name: str
     tile: TileProgress | None = None
+    note: str = ""
 
 
 SUFFIXES = frozenset(IMAGE_SUFFIXES)
@@ -69,18 +79,24 @@ def image_stem(path: Path) -> str:
 
 
 def output_paths(
-    images: Sequence[Path], folder: Path, kinds: Sequence[str], suffix: str = ".tif"
+    images: Sequence[Path], folder: Path, kinds: Sequence[str], suffix: str | Sequence[str] = ".tif"
 ) -> list[dict[str, Path]]:
-    """``folder/<stem>_<kind><suffix>`` for every image; stems must be unique."""
+    """``folder/<stem>_<kind><suffix>`` for every image (one ``suffix``, or one each); stems must be unique."""
     stems = [image_stem(p) for p in images]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:
         raise InputError(f"several inputs are named {duplicates[0]}; their outputs would collide")
-    return [{k: folder / f"{stem}_{k}{suffix}" for k in kinds} for stem in stems]
+    suffixes = [suffix] * len(stems) if isinstance(suffix, str) else list(suffix)
+    return [{k: folder / f"{stem}_{k}{end}" for k in kinds} for stem, end in zip(stems, suffixes, strict=True)]
 
 
 def prepare_outputs(
-    images: Sequence[Path], folder: Path, objects: bool, probabilities: bool, overwrite: bool, suffix: str = ".tif"
+    images: Sequence[Path],
+    folder: Path,
+    objects: bool,
+    probabilities: bool,
+    overwrite: bool,
+    suffix: str | Sequence[str] = ".tif",
 ) -> list[dict[str, Path]]:
     """The output paths of every image, checked before any work starts; creates ``folder``.
 
@@ -102,6 +118,25 @@ def prepare_outputs(
     return outputs
 
 
+def blockwise_reason(path: Path, model: Model, objects: bool, channel_axis: int | None = None) -> str:
+    """Why ``path`` is segmented block by block into zarr rather than read whole, or "" if it is not.
+
+    Zarr images stay zarr (they are chunked for that, and often large); a TIFF goes block by block when
+    its header says it would not fit in memory here (:func:`napari_unet.host_memory.tiff_too_large`).
+    """
+    if is_zarr(path):
+        return "a zarr image: segmenting it block by block into zarr"
+    reason = tiff_too_large(path, model.in_channels, model.n_classes, objects, channel_axis)
+    return f"{reason.split(':')[0]}; writing zarr block by block instead" if reason else ""
+
+
+def _read_whole(path: Path):
+    """An image file read whole into memory (a zarr image too)."""
+    if is_zarr(path):
+        return np.asarray(open_lazy(path)[0])
+    return read_image(path)
+
+
 def segment_files(
     model: Model,
     images: Sequence[Path],
@@ -111,20 +146,35 @@ def segment_files(
     overwrite: bool = False,
     config: PredictConfig | None = None,
     channel_axis: int | None = None,
+    blocks: BlockConfig | None = None,
 ) -> Generator[BatchProgress, None, list[dict[str, Path]]]:
     """Segment image files into ``folder``: ``<stem>_segmentation.tif`` and optionally objects, probabilities.
 
     Every output is checked before any work starts (existing files need ``overwrite``), and each file is
-    written atomically, so a failure or a stop leaves only whole files.
+    written atomically, so a failure or a stop leaves only whole files. With ``blocks``, zarr images and
+    TIFFs too large for memory here (:func:`blockwise_reason`) are segmented block by block into
+    ``<stem>_<kind>.zarr`` instead (:func:`napari_unet.blockwise_zarr.iter_segment_zarr`), the reason
+    given as the ``note`` of their first record; without, every image is read whole (and one too large
+    is refused by the memory check before it is segmented).
     """
-    outputs = prepare_outputs(images, folder, objects, probabilities, overwrite)
+    reasons = [blockwise_reason(path, model, objects, channel_axis) if blocks else "" for path in images]
+    suffixes = [".zarr" if reason else ".tif" for reason in reasons]
+    outputs = prepare_outputs(images, folder, objects, probabilities, overwrite, suffixes)
     total = len(images)
     config = config or PredictConfig()
     each = replace(config, release_memory=False)
     # the GPU memory cached for one image serves the next; given back after the last (if asked)
     with devices.released(devices.select_device(config.device), config.release_memory):
-        for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
-            image = read_image(path)
+        for done, (path, out, reason) in enumerate(zip(images, outputs, reasons, strict=True)):
+            if reason:
+                yield BatchProgress(done, total, path.name, note=reason)
+                image, found_axis = open_lazy(path)
+                axis = channel_axis if channel_axis is not None else found_axis
+                for tile in iter_segment_zarr(model, image, out, each, axis, blocks, overwrite):
+                    yield BatchProgress(done, total, path.name, tile)
+                yield BatchProgress(done + 1, total, path.name)
+                continue
+            image = _read_whole(path)
             job = iter_segment(model, image, each, objects=objects, channel_axis=channel_axis)
             while True:
                 try:

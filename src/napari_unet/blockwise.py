@@ -54,7 +54,8 @@ class BlockConfig:
     overlap : int
         Pixels of context around each block when finding objects: an object that crosses a block border
         and spans less than this comes out exactly as in a whole-image prediction. Larger objects are
-        cut at the border, then merged once all blocks are written (:func:`napari_unet.scaleout.segment_to_zarr`).
+        cut at the border, then merged once all blocks are written
+        (:func:`napari_unet.blockwise_zarr.iter_segment_zarr`).
     """
 
     block: int = 2048
@@ -83,7 +84,7 @@ class LazySegmentation:
     border_pairs : dask.array.Array or None
         The ids to merge so that objects larger than the overlap are whole too (see
         :func:`lazy_objects`); compute them with the objects, then merge (as
-        :func:`napari_unet.scaleout.segment_to_zarr` does).
+        :func:`napari_unet.blockwise_zarr.iter_segment_zarr` does).
     """
 
     classes: da.Array
@@ -171,7 +172,7 @@ def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) ->
         One element per block (object dtype): the (n, 2) pairs of ids that it and its neighbours give
         the same pixels along their borders, the pieces of cut objects, to merge with
         :func:`napari_unet.block_objects.merge_map` once all are computed (as
-        :func:`napari_unet.scaleout.segment_to_zarr` does, in the same pass as the objects). None
+        :func:`napari_unet.blockwise_zarr.iter_segment_zarr` does, in the same pass as the objects). None
         without overlap.
     """
     n_planes, _, height, width = probabilities.shape

@@ -17,16 +17,15 @@ from tqdm import tqdm
 from . import __version__
 from .batch import expand_images, segment_files
 from .blockwise import BlockConfig
-from .bundle import Model, new_model
+from .blockwise_zarr import MERGING_OBJECTS
+from .bundle import new_model
 from .device import select_device
 from .errors import InputError, NapariUNetError
-from .host_memory import tiff_too_large
 from .io import read_image, save_model
-from .lazy_io import is_zarr
 from .model import PRESETS, preset_for_device
 from .objects import OBJECT_SHAPES, ObjectConfig
 from .predict import FINDING_OBJECTS, PredictConfig
-from .scaleout import MERGING_OBJECTS, dask_client, segment_to_zarr
+from .scaleout import dask_client, segment_to_zarr
 from .starting import resolve_model
 from .train import TrainConfig, fit, prepare
 from .train_config import COMPILE_MODES
@@ -126,22 +125,13 @@ def train_with_progress(job, config: TrainConfig) -> bool:
     return False
 
 
-def wants_zarr(args: argparse.Namespace, images: list[Path], model: Model) -> bool:
-    """Whether to predict block by block into zarr.
+def wants_zarr(args: argparse.Namespace) -> bool:
+    """Whether every image goes block by block into zarr: when asked for, or to run on a dask cluster.
 
-    When asked for, for a zarr input or a dask cluster, and for a TIFF too large to segment in memory
-    here (said on stderr).
+    Otherwise (``--format auto``) zarr images and TIFFs too large for memory go to zarr one by one
+    (:func:`napari_unet.batch.blockwise_reason`, said on stderr) and the rest to TIFFs.
     """
-    if args.format != "auto":
-        return args.format == "zarr"
-    if args.scheduler or args.workers or any(is_zarr(p) for p in images):
-        return True
-    for path in images:
-        reason = tiff_too_large(path, model.in_channels, model.n_classes, args.objects, args.channel_axis)
-        if reason is not None:
-            print(f"{path.name}: {reason.split(':')[0]}; writing zarr block by block instead", file=sys.stderr)
-            return True
-    return False
+    return args.format == "zarr" or (args.format == "auto" and bool(args.scheduler or args.workers))
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -156,11 +146,11 @@ def run_predict(args: argparse.Namespace) -> int:
         test_time_augmentation=args.tta,
         objects=ObjectConfig.for_shape(args.object_shape or model.object_shape),
     )
-    if wants_zarr(args, images, model):
+    if wants_zarr(args):
         return predict_to_zarr(args, model, images, config)
-    job = segment_files(
-        model, images, Path(args.out), args.objects, args.probabilities, args.overwrite, config, args.channel_axis
-    )
+    blocks = BlockConfig(block=args.block, overlap=args.overlap) if args.format == "auto" else None
+    out, outputs = Path(args.out), (args.objects, args.probabilities, args.overwrite)
+    job = segment_files(model, images, out, *outputs, config, args.channel_axis, blocks)
     # bars only on a terminal (disable=None): logs and scripts get the one-line messages alone
     images_bar = tqdm(
         total=len(images), desc="images", unit="image", file=sys.stderr, disable=True if len(images) < 2 else None
@@ -169,8 +159,10 @@ def run_predict(args: argparse.Namespace) -> int:
     with images_bar, tiles_bar:
         for record in job:
             images_bar.update(record.done - images_bar.n)
-            if record.tile is not None and record.tile.message == FINDING_OBJECTS:
-                tiles_bar.set_description(f"{record.name}: {FINDING_OBJECTS}")
+            if record.note:
+                images_bar.write(f"{record.name}: {record.note}", file=sys.stderr)
+            if record.tile is not None and record.tile.message in (FINDING_OBJECTS, MERGING_OBJECTS):
+                tiles_bar.set_description(f"{record.name}: {record.tile.message}")
             elif record.tile is not None:
                 tiles_bar.set_description(record.name)
                 tiles_bar.total = record.tile.total
@@ -291,8 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         default="auto",
         choices=["auto", "tif", "zarr"],
-        help="outputs: TIFF files, or zarr written block by block (auto: zarr for zarr inputs, a cluster, or a TIFF "
-        "too large to segment in memory here)",
+        help="outputs: TIFF files, or zarr written block by block (auto: each zarr image and each TIFF too large to "
+        "segment in memory here goes to zarr, the rest to TIFFs; all to zarr on a cluster)",
     )
     predict.add_argument("--block", type=int, default=BlockConfig().block, help="zarr: block side in pixels")
     predict.add_argument(

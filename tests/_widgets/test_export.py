@@ -2,6 +2,7 @@
 
 import numpy as np
 import tifffile
+import zarr
 
 from napari_unet import new_model
 from napari_unet._widgets._session import set_model
@@ -34,15 +35,18 @@ def test_segment_a_folder_in_the_background(plugin, qtbot, tmp_path, messages):
     source.mkdir()
     for i in range(3):
         tifffile.imwrite(source / f"img{i}.tif", np.random.default_rng(i).integers(0, 1000, (60, 70), np.uint16))
+    zarr.open_array(str(source / "slide.zarr"), mode="w", shape=(60, 70), dtype="u2")[:] = 7
     set_model(viewer, new_model("light", ["nucleus"], depth=2, base_filters=4), "tiny")
     export = w["Export"]
     export.source.value = str(source)
     export.folder.value = str(tmp_path / "out")
     wait_for(qtbot, export.export_folder())
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [f"img{i}_{k}.tif" for i in range(3) for k in ("objects", "segmentation")]
-    assert export.progress.value() == 3
-    assert "segmented 3 images" in " ".join(text for _, text in messages)
+    tiffs = [f"img{i}_{k}.tif" for i in range(3) for k in ("objects", "segmentation")]
+    assert names == [*tiffs, "slide_objects.zarr", "slide_segmentation.zarr"]  # a zarr image stays zarr
+    assert export.progress.value() == 4
+    said = " ".join(text for _, text in messages)
+    assert "segmented 4 images" in said and "slide.zarr: a zarr image: segmenting it block by block" in said
 
 
 def test_sample_data_opens(make_napari_viewer):

@@ -11,6 +11,7 @@ from napari.layers import Image, Labels
 from qtpy.QtWidgets import QCheckBox, QPushButton, QWidget
 
 from ..batch import BatchProgress, expand_images, segment_files
+from ..blockwise import BlockConfig
 from ..errors import InputError
 from ..io import write_labels
 from ._base import PluginWidget
@@ -76,14 +77,17 @@ class ExportWidget(PluginWidget):
         return written
 
     def export_folder(self) -> BackgroundJob | None:
-        """Segment every image of the batch folder into the export folder, in the background."""
+        """Segment every image of the batch folder into the export folder, in the background.
+
+        Zarr images and TIFFs too large for memory go block by block into zarr folders, the rest to TIFFs.
+        """
         if self.session.model is None:
             notify("there is no model yet: train one or load a model file", warning=True)
             return None
         model, source, target = self.session.model, Path(str(self.source.value)), Path(str(self.folder.value))
         overwrite = self.overwrite.isChecked()
         self.job = BackgroundJob(
-            lambda: segment_files(model, expand_images([source]), target, overwrite=overwrite),
+            lambda: segment_files(model, expand_images([source]), target, overwrite=overwrite, blocks=BlockConfig()),
             on_progress=self._on_progress,
             on_done=self._on_done,
             on_finished=lambda: self._set_running(False),
@@ -102,6 +106,8 @@ class ExportWidget(PluginWidget):
         self.cancel_button.setEnabled(running)
 
     def _on_progress(self, record: BatchProgress) -> None:
+        if record.note:  # this image goes block by block into zarr: say why, once
+            notify(f"{record.name}: {record.note}")
         self.progress.setRange(0, record.total)
         self.progress.setValue(record.done)
         stage = record.tile.message if record.tile is not None else ""

@@ -12,12 +12,12 @@ from napari.layers import Image, Labels
 from qtpy.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
 from ..blockwise import BlockConfig
+from ..blockwise_zarr import fresh_outputs, iter_segment_zarr
 from ..errors import InputError
 from ..host_memory import GIB, available_bytes, blockwise_bytes, describe_shortfall, shortfall
 from ..layout import crop, infer_layout
 from ..objects import OBJECT_SHAPES, ObjectConfig
 from ..predict import PredictConfig, Segmentation, iter_segment
-from ..scaleout import fresh_outputs, iter_segment_zarr
 from ..starting import load_starting_model, starting_model_path
 from ..tiling import TileProgress
 from ._base import PluginWidget
