@@ -59,3 +59,12 @@ def test_a_tiffs_size_is_told_from_its_header(tmp_path, monkeypatch):
     assert tiff_too_large(tmp_path / "a.npy", 1, 2, objects=False) is None  # only TIFFs are looked into
     monkeypatch.setattr(host_memory, "available_bytes", lambda: 10**10)
     assert tiff_too_large(tmp_path / "a.tif", 1, 2, objects=True) is None
+
+
+def test_the_block_by_block_estimate_follows_the_measured_peak():
+    from napari_unet.host_memory import GIB, blockwise_bytes
+
+    # benchmarks/results/large_image_cpu.md: 0.50-0.52 GiB for two threads of 2048-pixel blocks
+    assert 0.5 <= blockwise_bytes(2048, 128, threads=2) / GIB <= 0.6
+    assert blockwise_bytes(2048, 128, threads=4) == 2 * blockwise_bytes(2048, 128, threads=2)
+    assert blockwise_bytes(512, 128, threads=2) < blockwise_bytes(2048, 128, threads=2)

@@ -112,11 +112,11 @@ def check_fits(
 def blockwise_bytes(block: int, overlap: int, threads: int) -> int:
     """About how much memory segmenting block by block takes at its peak (:func:`napari_unet.segment_lazy`).
 
-    Each of ``threads`` blocks being computed at once holds about 30 bytes a pixel of the block and its
-    overlap, plus :data:`NETWORK_BYTES`: 0.52 GiB for two threads of 2048-pixel blocks, as
+    Each of ``threads`` blocks being computed at once holds about 34 bytes a pixel of the block and its
+    overlap, plus :data:`NETWORK_BYTES`: 0.53 GiB for two threads of 2048-pixel blocks, a little above what
     ``benchmarks/large_image.py`` measures (0.50-0.52 GiB at 8192 x 8192, results/large_image_cpu.md).
     """
-    return threads * ((block + 2 * overlap) ** 2 * 30 + NETWORK_BYTES)
+    return threads * ((block + 2 * overlap) ** 2 * 34 + NETWORK_BYTES)
 
 
 def tiff_too_large(
