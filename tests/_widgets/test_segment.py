@@ -187,6 +187,16 @@ def test_an_image_too_large_for_memory_is_segmented_block_by_block_into_zarr(
     assert w["Correct and retrain"].apply_corrections() == 0
     assert messages[-1][0] == "warning" and "annotation layer" in messages[-1][1]
 
+    from napari_unet._widgets import segment as segment_module
+
+    monkeypatch.setattr(segment_module, "shortfall", lambda *args, **kwargs: None)  # now it fits in memory
+    wait_for(qtbot, seg_widget.segment())
+    for name in ("big slide segmentation", "big slide objects", "big slide uncertainty"):
+        layer = viewer.layers[name]
+        assert isinstance(layer.data, np.ndarray) and ZARR_KEY not in layer.metadata  # replaced, editable again
+    assert viewer.layers["big slide objects"].editable
+    np.testing.assert_array_equal(viewer.layers["big slide segmentation"].data, reference.classes)
+
 
 def test_stop_while_segmenting_block_by_block_writes_nothing(plugin, qtbot, monkeypatch, tmp_path):
     viewer, w = plugin
@@ -199,3 +209,59 @@ def test_stop_while_segmenting_block_by_block_writes_nothing(plugin, qtbot, monk
     assert segment.status.text() == "cancelled; nothing was written"
     assert [layer.name for layer in viewer.layers] == ["cells"]
     qtbot.waitUntil(lambda: not any(tmp_path.iterdir()), timeout=5000)  # partial folders removed
+
+
+def test_large_lazy_results_are_shown_as_pyramids(make_napari_viewer, tmp_path):
+    import dask.array as da
+    import zarr
+
+    from napari_unet._widgets._zarr_results import ZARR_KEY, pyramid, read_levels, show_zarr_labels
+
+    assert [level.shape for level in pyramid(da.zeros((2, 3000, 2100)))] == [
+        (2, 3000, 2100),
+        (2, 1500, 1050),
+        (2, 750, 525),
+    ]
+    small = da.zeros((1024, 700))
+    assert pyramid(small) is small  # one level: shown as it is
+    path = tmp_path / "big_objects.zarr"
+    zarr.open_array(str(path), mode="w", shape=(2100, 2100), chunks=(1024, 1024), dtype="u4")[:5, :5] = 7
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((2100, 2100), np.uint8), name="big", scale=(2, 2))
+    layer = show_zarr_labels(viewer, "big objects", read_levels(path), path, like=image)
+    assert layer.multiscale and len(layer.data) == 3 and isinstance(layer.data[0], da.Array)
+    assert isinstance(layer.data[2], np.ndarray) and layer.data[2][:3, :3].max() == 7  # read off the GUI thread
+    assert not layer.editable and layer.metadata[ZARR_KEY] == str(path) and tuple(layer.scale) == (2, 2)
+    again = show_zarr_labels(viewer, "big objects", read_levels(path), path, like=image)  # replaces, never duplicates
+    assert [lay.name for lay in viewer.layers] == ["big", "big objects"] and again is viewer.layers["big objects"]
+
+
+def test_stop_while_the_block_by_block_result_is_finished_writes_nothing(plugin, qtbot, monkeypatch, tmp_path):
+    import threading
+
+    from napari_unet._widgets import segment as segment_module
+    from napari_unet.blockwise_zarr import MERGING_OBJECTS
+
+    viewer, w = plugin
+    segment = w["Segment"]
+    segment.large_folder.value = tmp_path
+    too_large_for_memory(monkeypatch)
+    gate, real = threading.Event(), segment_module.read_levels
+
+    def held(*args, **kwargs):  # the folders are in place; reading them waits until Stop was pressed
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(segment_module, "read_levels", held)
+
+    def press_stop_during_the_last_step(record):
+        if record.message == MERGING_OBJECTS:
+            segment.cancel()
+            gate.set()
+
+    job = segment.segment()
+    job.worker.yielded.connect(press_stop_during_the_last_step)
+    wait_for(qtbot, job)
+    assert segment.status.text() == "cancelled; nothing was written"
+    assert [layer.name for layer in viewer.layers] == ["cells"]
+    assert list(tmp_path.iterdir()) == []  # the folders this run had finished were removed

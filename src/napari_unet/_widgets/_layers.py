@@ -86,7 +86,8 @@ def write_labels(viewer: Any, name: str, data: np.ndarray, like: Any, index: tup
     """
     full_shape = kwargs.pop("full_shape", data.shape)
     layer = find_layer(viewer, name, Labels)
-    if layer is not None and tuple(layer.data.shape) != tuple(full_shape):
+    if layer is not None and (not isinstance(layer.data, np.ndarray) or tuple(layer.data.shape) != tuple(full_shape)):
+        # a lazy result read from disk (or one of another shape) is replaced, not written into
         viewer.layers.remove(layer)
         layer = None
     if layer is None:
@@ -115,7 +116,7 @@ def write_labels(viewer: Any, name: str, data: np.ndarray, like: Any, index: tup
 def write_image(viewer: Any, name: str, data: np.ndarray, like: Any, **kwargs) -> Image:
     """Write ``data`` into the image layer ``name``, in place if it exists with that shape, else as new."""
     layer = find_layer(viewer, name, Image)
-    if layer is not None and layer.data.shape == data.shape:
+    if layer is not None and isinstance(layer.data, np.ndarray) and layer.data.shape == data.shape:
         layer.data = data
         return layer
     if layer is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +39,9 @@ from ._layers import (
     write_labels,
 )
 from ._session import set_model
-from ._zarr_results import default_results_folder, show_zarr_labels, show_zarr_uncertainty
+from ._zarr_results import default_results_folder, read_levels, show_zarr_image, show_zarr_labels, uncertainty_levels
 
-SEGMENTATION, OBJECTS, UNCERTAINTY = "segmentation", "objects", "uncertainty"
+SEGMENTATION, OBJECTS, UNCERTAINTY, PROBS = "segmentation", "objects", "uncertainty", "probabilities"
 
 
 def uncertainty(probabilities: np.ndarray) -> np.ndarray:
@@ -195,7 +197,7 @@ class SegmentWidget(PluginWidget):
             return None
         folder = Path(str(self.large_folder.value))
         kinds = [SEGMENTATION] + ([OBJECTS] if self.objects.isChecked() else [])
-        kinds += ["probabilities"] if self.uncertain.isChecked() else []
+        kinds += [PROBS] if self.uncertain.isChecked() else []
         try:
             outputs = fresh_outputs(folder, image.name, kinds)
         except InputError as error:
@@ -203,7 +205,7 @@ class SegmentWidget(PluginWidget):
             return None
         notify(f"{reason}: segmenting '{image.name}' block by block into {folder}; the layers will show it from there")
         self.job = BackgroundJob(
-            lambda: iter_segment_zarr(model, stored, outputs, config, axis, blocks),
+            lambda: self._blockwise_job(model, stored, outputs, config, axis, blocks),
             on_progress=self._on_progress,
             on_done=lambda result: self._on_blockwise_done(result, image, outputs),
             on_finished=lambda: self._set_running(False),
@@ -231,8 +233,20 @@ class SegmentWidget(PluginWidget):
             colours.update({v: c for v, c in classes_of(annotation).items() if v > 1})
         return colours
 
-    def _on_blockwise_done(self, result: dict[str, Path] | Stopped, image: Image, outputs: dict[str, Path]) -> None:
+    @staticmethod
+    def _blockwise_job(model, stored, outputs: dict[str, Path], config: PredictConfig, axis, blocks: BlockConfig):
+        """Segment into zarr, then read what napari draws first (in the worker thread: none of it on the GUI's)."""
+        yield from iter_segment_zarr(model, stored, outputs, config, axis, blocks)
+        return {
+            kind: read_levels(path, partial(uncertainty_levels, uncertainty=uncertainty) if kind == PROBS else None)
+            for kind, path in outputs.items()
+        }
+
+    def _on_blockwise_done(self, result: dict[str, Any] | Stopped, image: Image, outputs: dict[str, Path]) -> None:
         if isinstance(result, Stopped):
+            if result.result is not None:  # stopped while its last step finished: Stop still means nothing written
+                for path in outputs.values():
+                    shutil.rmtree(path, ignore_errors=True)
             self.status.setText("cancelled; nothing was written")
             return
         folder = outputs[SEGMENTATION].parent
@@ -240,17 +254,17 @@ class SegmentWidget(PluginWidget):
         if image not in self.viewer.layers:
             notify(f"the image '{image.name}' was removed; its results are in {folder}: {written}", warning=True)
             return
-        seg = show_zarr_labels(
-            self.viewer, output_name(image.name, SEGMENTATION), outputs[SEGMENTATION], like=image, opacity=0.5
-        )
+        name = output_name(image.name, SEGMENTATION)
+        seg = show_zarr_labels(self.viewer, name, result[SEGMENTATION], outputs[SEGMENTATION], image, opacity=0.5)
         seg.colormap = class_colormap(self._class_colours(image, self.session.model.n_classes))
         self.session.written.pop(seg.name, None)  # nothing in memory to compare corrections with
         if OBJECTS in outputs:
-            obj = show_zarr_labels(self.viewer, output_name(image.name, OBJECTS), outputs[OBJECTS], like=image)
+            name = output_name(image.name, OBJECTS)
+            obj = show_zarr_labels(self.viewer, name, result[OBJECTS], outputs[OBJECTS], image)
             self.session.written.pop(obj.name, None)
-        if "probabilities" in outputs:
-            name = output_name(image.name, UNCERTAINTY)
-            show_zarr_uncertainty(self.viewer, name, outputs["probabilities"], image, uncertainty)
+        if PROBS in outputs:
+            name, extra = output_name(image.name, UNCERTAINTY), {"colormap": "magma", "blending": "additive"}
+            show_zarr_image(self.viewer, name, result[PROBS], outputs[PROBS], image, contrast_limits=(0, 1), **extra)
         self.status.setText(f"done: written block by block to {folder} ({written})")
 
     def _on_done(self, result: Segmentation | Stopped, context: dict[str, Any]) -> None:
@@ -283,7 +297,8 @@ class SegmentWidget(PluginWidget):
             if index:
                 name = output_name(image.name, UNCERTAINTY)
                 layer = find_layer(self.viewer, name, Image)
-                full = layer.data if layer is not None and layer.data.shape == shape else np.zeros(shape, np.float32)
+                in_memory = layer is not None and isinstance(layer.data, np.ndarray) and layer.data.shape == shape
+                full = layer.data if in_memory else np.zeros(shape, np.float32)
                 full[index] = values
                 values = full
             write_image(
