@@ -265,3 +265,27 @@ def test_stop_while_the_block_by_block_result_is_finished_writes_nothing(plugin,
     assert segment.status.text() == "cancelled; nothing was written"
     assert [layer.name for layer in viewer.layers] == ["cells"]
     assert list(tmp_path.iterdir()) == []  # the folders this run had finished were removed
+
+
+def test_a_stack_too_large_for_memory_is_segmented_plane_by_plane_into_zarr(plugin, qtbot, monkeypatch, tmp_path):
+    import dask.array as da
+
+    from napari_unet import PredictConfig, segment
+    from napari_unet.starting import load_starting_model
+
+    viewer, w = plugin
+    cells = viewer.layers["cells"].data
+    stack = np.stack([cells[:96, :112], cells[32:, 16:]])
+    viewer.add_image(da.from_array(stack, chunks=(1, 64, 64)), name="stack")
+    seg_widget = w["Segment"]
+    seg_widget.image_picker.value = viewer.layers["stack"]
+    seg_widget.scope.setCurrentText("whole image")
+    seg_widget.large_folder.value = tmp_path
+    too_large_for_memory(monkeypatch)
+    wait_for(qtbot, seg_widget.segment())
+    classes = viewer.layers["stack segmentation"].data
+    assert classes.shape == stack.shape
+    reference = segment(load_starting_model(), stack, PredictConfig())
+    np.testing.assert_array_equal(np.asarray(classes), reference.classes)
+    objects = np.asarray(viewer.layers["stack objects"].data)
+    assert len(np.intersect1d(np.unique(objects[0]), np.unique(objects[1]))) == 1  # only 0: ids unique over planes
