@@ -143,3 +143,23 @@ def test_a_stop_is_seen_between_blocks_however_long_they_take(tmp_path):
     assert time.monotonic() - start < 0.3
     job.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stop_cancels_the_compute_on_a_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+
+    def slow(block):
+        time.sleep(0.2)
+        return block
+
+    blocks = da.from_array(IMAGE, chunks=(1, 8, 10)).map_blocks(slow, dtype=IMAGE.dtype)  # 75 blocks: 15 s on one
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        job = iter_store_zarr({tmp_path / "out.zarr": blocks}, scheduler=client, heartbeat=0.05)
+        next(job), next(job)
+        start = time.monotonic()
+        job.close()
+        assert time.monotonic() - start < 5  # not the 15 s the whole compute takes
+        assert not (tmp_path / "out.zarr").exists()

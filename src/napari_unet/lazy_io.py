@@ -181,7 +181,8 @@ def iter_store_zarr(
     ``heartbeat`` seconds, so that a caller can stop it promptly: closing the generator lets the blocks
     being computed finish, starts no other, and removes every partial output (existing results stay as
     they were). On a ``dask.distributed`` client (``scheduler``) only the heartbeat comes until the
-    end, and a stop waits for the whole compute. ``threads`` defaults to the CPU count. While
+    end, and a stop cancels the compute: no block starts any more, the partial outputs are removed
+    (for :func:`remove_soon`'s 5 s, while blocks still running on the workers may write into them). ``threads`` defaults to the CPU count. While
     ``finish`` runs, the record says ``finish_message``. Returns the paths written once all are in place.
     """
     import zarr
@@ -202,7 +203,12 @@ def iter_store_zarr(
 
         def compute() -> None:
             try:
-                if scheduler is not None:
+                if hasattr(scheduler, "gather"):  # a dask.distributed client: futures, which a stop cancels
+                    outcome["futures"] = futures = scheduler.compute([stored, *also])
+                    if stop.is_set():
+                        scheduler.cancel(futures)
+                    _, *values = scheduler.gather(futures)
+                elif scheduler is not None:
                     _, *values = dask.compute(stored, *also, scheduler=scheduler)
                 else:
                     # a pool of our own, so that once stopped or failed no thread still writes when the
@@ -242,6 +248,8 @@ def iter_store_zarr(
                 yield record(chunks)
         finally:
             stop.set()  # if closed early: no block starts any more; wait for those running, then clean up
+            if runner.is_alive() and "futures" in outcome:
+                scheduler.cancel(outcome["futures"])
             runner.join()
         if "error" in outcome:
             raise outcome["error"]
