@@ -182,8 +182,9 @@ def iter_store_zarr(
     being computed finish, starts no other, and removes every partial output (existing results stay as
     they were). On a ``dask.distributed`` client (``scheduler``) only the heartbeat comes until the
     end, and a stop cancels the compute: no block starts any more, the partial outputs are removed
-    (for :func:`remove_soon`'s 5 s, while blocks still running on the workers may write into them). ``threads`` defaults to the CPU count. While
-    ``finish`` runs, the record says ``finish_message``. Returns the paths written once all are in place.
+    (for :func:`remove_soon`'s 5 s, while blocks still running on the workers may write into them).
+    ``threads`` defaults to the CPU count. While ``finish`` runs, the record says ``finish_message``.
+    Returns the paths written once all are in place.
     """
     import zarr
 

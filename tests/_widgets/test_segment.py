@@ -145,7 +145,7 @@ def test_an_image_too_large_for_memory_is_segmented_block_by_block_into_zarr(
     import dask.array as da
 
     from napari_unet import PredictConfig, segment
-    from napari_unet._widgets._zarr_results import ZARR_KEY
+    from napari_unet._reader import ZARR_KEY
     from napari_unet._widgets.segment import uncertainty
     from napari_unet.starting import load_starting_model
 
@@ -215,7 +215,8 @@ def test_large_lazy_results_are_shown_as_pyramids(make_napari_viewer, tmp_path):
     import dask.array as da
     import zarr
 
-    from napari_unet._widgets._zarr_results import ZARR_KEY, pyramid, read_levels, show_zarr_labels
+    from napari_unet._reader import ZARR_KEY, pyramid, read_levels
+    from napari_unet._widgets._zarr_results import show_zarr_labels
 
     assert [level.shape for level in pyramid(da.zeros((2, 3000, 2100)))] == [
         (2, 3000, 2100),

@@ -8,8 +8,10 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
+from .._reader import CLASS_COLOURS
+
 CLASSES_KEY = "napari_unet_classes"
-DEFAULT_COLOURS = ["#3b8bd9", "#f2c12e", "#e0457b", "#4cc46a", "#9b59d0", "#ff8c1a", "#19c3c3", "#c8553d"]
+DEFAULT_COLOURS = CLASS_COLOURS
 CHANNEL_CHOICES = {"single channel": None, "channels first": 0, "channels last": -1}
 
 

@@ -13,6 +13,7 @@ from magicgui.widgets import FileEdit
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
+from .._reader import read_levels, uncertainty_levels
 from ..blockwise import BlockConfig
 from ..blockwise_zarr import fresh_outputs, iter_segment_zarr
 from ..errors import InputError
@@ -39,7 +40,7 @@ from ._layers import (
     write_labels,
 )
 from ._session import set_model
-from ._zarr_results import default_results_folder, read_levels, show_zarr_image, show_zarr_labels, uncertainty_levels
+from ._zarr_results import default_results_folder, show_zarr_image, show_zarr_labels
 
 SEGMENTATION, OBJECTS, UNCERTAINTY, PROBS = "segmentation", "objects", "uncertainty", "probabilities"
 
