@@ -200,3 +200,18 @@ def test_merge_map_follows_chains_to_the_smallest_id():
     ids = np.array([[0, 9, 7], [4, 30, 5]], np.uint32)
     assert relabel(ids, keys, roots).tolist() == [[0, 4, 4], [4, 20, 5]]
     assert relabel(ids, *merge_map([])) is ids
+
+
+def test_blocks_take_turns_on_an_accelerator_but_not_on_the_cpu():
+    import contextlib
+
+    import torch
+
+    from napari_unet.blockwise import accelerator_turn
+
+    assert isinstance(accelerator_turn(torch.device("cpu")), contextlib.nullcontext)
+    gpu = accelerator_turn(torch.device("cuda", 0))
+    assert gpu is accelerator_turn(torch.device("cuda", 0))  # one lock per device, shared by all blocks
+    assert gpu is not accelerator_turn(torch.device("cuda", 1))
+    with gpu:
+        assert not gpu.acquire(blocking=False)  # a second block waits for its turn

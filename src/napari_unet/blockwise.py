@@ -12,6 +12,7 @@ reports the ids it disagrees on with its neighbours, for one merge once all bloc
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
@@ -136,6 +137,22 @@ def prepared_network(model: Model, device: torch.device) -> torch.nn.Module:
         return _PREPARED[key][1]
 
 
+_TURNS: dict[str, threading.Lock] = {}
+
+
+def accelerator_turn(device: torch.device) -> contextlib.AbstractContextManager:
+    """A lock that lets one block at a time use a GPU (or another accelerator) of this process; none on a CPU.
+
+    Blocks run on as many threads as there are cores: reading, normalising and finding objects go on in
+    parallel, but two blocks on one GPU would each size their tiles from the same free memory and run
+    out of it, and the GPU runs one after the other anyway.
+    """
+    if device.type == "cpu":
+        return contextlib.nullcontext()
+    with _PREPARED_LOCK:
+        return _TURNS.setdefault(str(device), threading.Lock())
+
+
 def _depth(chunks: tuple[int, ...], depth):
     """Overlap depth along an axis: none where the axis is one block."""
     return depth if len(chunks) > 1 else 0
@@ -150,12 +167,13 @@ def _predict_block(block, model, config, ranges, halo_chunks, block_id=None):
     device = devices.select_device(config.device)
     planes = model.normalization.apply(np.asarray(block), ranges)
     core = (planes.shape[-2] - top - bottom, planes.shape[-1] - left - right)
-    tile, batch = job_size(model, device, config, core)
-    predictor = batch_predictor(prepared_network(model, device), device, config.amp)
-    if config.test_time_augmentation:
-        predictor = with_test_time_augmentation(predictor)
-    job = predict_tiled(predictor, planes, model.n_classes, geom, tile, batch, context=(top, bottom, left, right))
-    return drain(job)
+    with accelerator_turn(device):  # tiles sized from the free memory of a GPU this block has alone
+        tile, batch = job_size(model, device, config, core)
+        predictor = batch_predictor(prepared_network(model, device), device, config.amp)
+        if config.test_time_augmentation:
+            predictor = with_test_time_augmentation(predictor)
+        job = predict_tiled(predictor, planes, model.n_classes, geom, tile, batch, context=(top, bottom, left, right))
+        return drain(job)
 
 
 def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) -> tuple[da.Array, da.Array | None]:
