@@ -216,7 +216,7 @@ def test_large_lazy_results_are_shown_as_pyramids(make_napari_viewer, tmp_path):
     import zarr
 
     from napari_unet._reader import ZARR_KEY, pyramid, read_levels
-    from napari_unet._widgets._zarr_results import show_zarr_labels
+    from napari_unet._widgets._zarr_results import show_zarr_result
 
     assert [level.shape for level in pyramid(da.zeros((2, 3000, 2100)))] == [
         (2, 3000, 2100),
@@ -229,11 +229,13 @@ def test_large_lazy_results_are_shown_as_pyramids(make_napari_viewer, tmp_path):
     zarr.open_array(str(path), mode="w", shape=(2100, 2100), chunks=(1024, 1024), dtype="u4")[:5, :5] = 7
     viewer = make_napari_viewer()
     image = viewer.add_image(np.zeros((2100, 2100), np.uint8), name="big", scale=(2, 2))
-    layer = show_zarr_labels(viewer, "big objects", read_levels(path), path, like=image)
+    layer = show_zarr_result(viewer, "labels", "big objects", read_levels(path), path, like=image)
     assert layer.multiscale and len(layer.data) == 3 and isinstance(layer.data[0], da.Array)
     assert isinstance(layer.data[2], np.ndarray) and layer.data[2][:3, :3].max() == 7  # read off the GUI thread
     assert not layer.editable and layer.metadata[ZARR_KEY] == str(path) and tuple(layer.scale) == (2, 2)
-    again = show_zarr_labels(viewer, "big objects", read_levels(path), path, like=image)  # replaces, never duplicates
+    again = show_zarr_result(
+        viewer, "labels", "big objects", read_levels(path), path, like=image
+    )  # replaces, never duplicates
     assert [lay.name for lay in viewer.layers] == ["big", "big objects"] and again is viewer.layers["big objects"]
 
 

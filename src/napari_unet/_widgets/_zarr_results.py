@@ -26,22 +26,20 @@ def zarr_source(layer: Any) -> Path | None:
     return Path(path) if path else None
 
 
-def _replace(viewer: Any, name: str, layer_type: type) -> None:
-    """Remove the layer ``name`` of ``layer_type``: the new result takes its place."""
+def show_zarr_result(viewer: Any, kind: str, name: str, levels, path: Path, like: Any, **kwargs: Any) -> Any:
+    """Show a result read from a zarr folder as a lazy layer called ``name``, replacing one of that name.
+
+    ``kind`` is "labels" or "image"; ``levels`` come from :func:`napari_unet._reader.read_levels`, placed
+    like the image ``like``. Labels are read-only: painting on a dask layer would build an ever longer
+    graph and could not be compared with what was written; the folder on disk is the result.
+    """
+    layer_type = Labels if kind == "labels" else Image
     old = find_layer(viewer, name, layer_type)
     if old is not None:
         viewer.layers.remove(old)
-
-
-def show_zarr_labels(viewer: Any, name: str, levels, path: Path, like: Any, **kwargs: Any) -> Labels:
-    """Show labels read from a zarr folder as a lazy, read-only labels layer called ``name`` (replacing one).
-
-    ``levels`` come from :func:`read_levels`. Read-only: painting on a dask layer would build an ever
-    longer graph and could not be compared with what was written; the folder on disk is the result.
-    """
-    _replace(viewer, name, Labels)
     ndim = len(levels[0].shape) if isinstance(levels, list) else levels.ndim
-    layer = viewer.add_labels(
+    add = viewer.add_labels if kind == "labels" else viewer.add_image
+    layer = add(
         levels,
         name=name,
         scale=like.scale[-ndim:],
@@ -49,19 +47,6 @@ def show_zarr_labels(viewer: Any, name: str, levels, path: Path, like: Any, **kw
         metadata={ZARR_KEY: str(path)},
         **kwargs,
     )
-    layer.editable = False
+    if kind == "labels":
+        layer.editable = False
     return layer
-
-
-def show_zarr_image(viewer: Any, name: str, levels, path: Path, like: Any, **kwargs: Any) -> Image:
-    """Show an image read from a zarr folder (an uncertainty map, say) as a lazy image layer (replacing one)."""
-    _replace(viewer, name, Image)
-    ndim = len(levels[0].shape) if isinstance(levels, list) else levels.ndim
-    return viewer.add_image(
-        levels,
-        name=name,
-        scale=like.scale[-ndim:],
-        translate=like.translate[-ndim:],
-        metadata={ZARR_KEY: str(path)},
-        **kwargs,
-    )

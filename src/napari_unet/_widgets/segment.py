@@ -40,7 +40,7 @@ from ._layers import (
     write_labels,
 )
 from ._session import set_model
-from ._zarr_results import default_results_folder, show_zarr_image, show_zarr_labels
+from ._zarr_results import default_results_folder, show_zarr_result
 
 SEGMENTATION, OBJECTS, UNCERTAINTY, PROBS = "segmentation", "objects", "uncertainty", "probabilities"
 
@@ -256,16 +256,20 @@ class SegmentWidget(PluginWidget):
             notify(f"the image '{image.name}' was removed; its results are in {folder}: {written}", warning=True)
             return
         name = output_name(image.name, SEGMENTATION)
-        seg = show_zarr_labels(self.viewer, name, result[SEGMENTATION], outputs[SEGMENTATION], image, opacity=0.5)
+        seg = show_zarr_result(
+            self.viewer, "labels", name, result[SEGMENTATION], outputs[SEGMENTATION], image, opacity=0.5
+        )
         seg.colormap = class_colormap(self._class_colours(image, self.session.model.n_classes))
         self.session.written.pop(seg.name, None)  # nothing in memory to compare corrections with
         if OBJECTS in outputs:
             name = output_name(image.name, OBJECTS)
-            obj = show_zarr_labels(self.viewer, name, result[OBJECTS], outputs[OBJECTS], image)
+            obj = show_zarr_result(self.viewer, "labels", name, result[OBJECTS], outputs[OBJECTS], image)
             self.session.written.pop(obj.name, None)
         if PROBS in outputs:
             name, extra = output_name(image.name, UNCERTAINTY), {"colormap": "magma", "blending": "additive"}
-            show_zarr_image(self.viewer, name, result[PROBS], outputs[PROBS], image, contrast_limits=(0, 1), **extra)
+            show_zarr_result(
+                self.viewer, "image", name, result[PROBS], outputs[PROBS], image, contrast_limits=(0, 1), **extra
+            )
         self.status.setText(f"done: written block by block to {folder} ({written})")
 
     def _on_done(self, result: Segmentation | Stopped, context: dict[str, Any]) -> None:
