@@ -2,11 +2,15 @@
 
     OUT=/tmp/probe python benchmarks/gpu_probe.py [--parts e2e_trace train_trace step_variants]
 
-- ``e2e_trace``: a torch.profiler trace of one 8192 x 8192 uint16 prediction to classes (paper preset,
-  the product's defaults, after a first run), with the wall time of each phase;
+- ``e2e_trace`` (``e2e_trace_bands``: with the image going over in bands): a torch.profiler trace of
+  one 8192 x 8192 uint16 prediction to classes (paper preset, the product's defaults, after a first
+  run), with the wall time of each phase;
 - ``train_trace``: a trace of a few steps of ``fit`` (paper preset with batch norm, batch 4, 572 patches);
 - ``repeat``: the 8192 image six more times (three keeping torch's GPU cache) beside bursts of the network
-  alone, and compiled training (a second sample of the headline figures);
+  alone (a second sample of the headline figure);
+- ``compiled_training``: fit of the paper preset with batch norm and CUDA graphs;
+- ``blockwise``: the starting model on the 8192 image block by block into zarr, against in memory (needs
+  dask and zarr);
 - ``streaming``: the 8192 image with the image going over in bands (``device_bands.STREAMING``) off and on;
 - ``step_variants``: one optimisation step on a fixed batch (same network and batch) run as the product
   runs it, without the gradient scaler, as one CUDA graph of the whole step, and with torch.compile of
@@ -58,7 +62,19 @@ def profiler() -> torch.profiler.profile:
     return torch.profiler.profile(activities=activities)
 
 
-def e2e_trace(device: torch.device) -> dict:
+def e2e_trace_bands(device: torch.device) -> dict:
+    """:func:`e2e_trace` with the image going to the GPU in bands (``device_bands.STREAMING`` on)."""
+    from napari_unet import device_bands
+
+    previous = device_bands.STREAMING["mode"]
+    device_bands.STREAMING["mode"] = "on"
+    try:
+        return e2e_trace(device, "e2e_trace_bands")
+    finally:
+        device_bands.STREAMING["mode"] = previous
+
+
+def e2e_trace(device: torch.device, name: str = "e2e_trace") -> dict:
     """Trace of one 8192^2 segmentation to classes with the product's defaults, after a first one."""
     model = nu.new_model("paper", ["nucleus"], seed=0)
     image = mosaic(8192)
@@ -73,7 +89,7 @@ def e2e_trace(device: torch.device) -> dict:
         else:
             nu.drain(nu.iter_segment(model, image, config, objects=False))
         times[run] = round(time.perf_counter() - start, 3)
-    save_trace(profile, "e2e_trace")
+    save_trace(profile, name)
     return times
 
 
@@ -135,8 +151,7 @@ def network_burst(model: nu.Model, device: torch.device, tile: int, tiles: int, 
 
 
 def repeat(device: torch.device) -> dict:
-    """A second sample of the headline figures: the 8192 image six more times against the network
-    alone, and fit of the paper preset with batch norm compiled with CUDA graphs, its warm-up included.
+    """A second sample of the headline figure: the 8192 image six more times against the network alone.
 
     Three runs with the defaults, then three keeping torch's GPU cache between them
     (``release_memory=False``, as ``segment_files`` runs). Each run is followed by a burst of the network
@@ -171,9 +186,47 @@ def repeat(device: torch.device) -> dict:
         "network_burst_s": [round(b, 4) for b in bursts],
         "ratios_to_burst": [round(b / row["classes_s"], 3) for b, row in zip(bursts, rows, strict=True)],
     }
-    print("repeat", result, flush=True)
-    result["training"] = training_rate("paper", device, 200, 4, 572, "batch", "reduce-overhead")
     return result
+
+
+def compiled_training(device: torch.device) -> dict:
+    """fit of the paper preset with batch norm compiled with CUDA graphs, its warm-up included."""
+    return training_rate("paper", device, 200, 4, 572, "batch", "reduce-overhead")
+
+
+def blockwise(device: torch.device) -> dict:
+    """The starting model on an 8192 x 8192 image block by block into zarr (2048-pixel blocks, four
+    threads taking turns on the GPU, objects merged across borders), against the image in memory:
+    seconds, and how many pixels' classes agree."""
+    import tempfile
+
+    import dask
+    import zarr
+
+    from napari_unet.blockwise import BlockConfig
+    from napari_unet.blockwise_zarr import iter_segment_zarr
+    from napari_unet.starting import load_starting_model
+
+    model = load_starting_model()
+    image = mosaic(8192)
+    config = nu.PredictConfig(device="cuda")
+    nu.segment(model, image[:2048, :2048], config)  # warm-up
+    start = time.perf_counter()
+    whole = nu.segment(model, image, config)
+    in_memory_s = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as folder, dask.config.set(scheduler="threads", num_workers=4):
+        outputs = {kind: Path(folder) / f"mosaic_{kind}.zarr" for kind in ("segmentation", "objects")}
+        start = time.perf_counter()
+        nu.drain(iter_segment_zarr(model, image, outputs, config, blocks=BlockConfig()))
+        blockwise_s = time.perf_counter() - start
+        classes = zarr.open_array(outputs["segmentation"], mode="r")[:]
+        n_objects = len(np.unique(zarr.open_array(outputs["objects"], mode="r")[:])) - 1
+    return {
+        "in_memory_s": round(in_memory_s, 2),
+        "blockwise_s": round(blockwise_s, 2),
+        "classes_agree": round(float((classes == whole.classes).mean()), 5),
+        "objects_in_memory_blockwise": [len(np.unique(whole.objects)) - 1, n_objects],
+    }
 
 
 def streaming(device: torch.device) -> dict:

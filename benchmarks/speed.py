@@ -20,6 +20,7 @@ Results go to benchmarks/results/speed_<device>.json and .md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
 from napari_unet import device as devices
+from napari_unet import device_bands
 from napari_unet.fused import FusedUNet
 from napari_unet.model import UNet
 from napari_unet.object_calibration import object_config_for
@@ -340,48 +342,83 @@ def end_to_end_section(
         jobs = [(512, {}, "first"), (512, {}, "again"), (large, {}, "first"), (large, {}, "again")]
         # as segment_files runs many images: torch's cache kept from one image to the next
         jobs += [(large, {"release_memory": False}, "again")]
+        # the image to the GPU in bands that tiles start on (device_bands.STREAMING), against the default
+        jobs += [(large, {"bands": "on" if device_bands.STREAMING["mode"] == "off" else "off"}, "again")]
         jobs += [(large, {"fuse": False}, "again"), (large, {"on_device": False, "fuse": False}, "again")]
     rows = []
     for side, settings, run in jobs:
-        image = mosaic(side)
-        config = nu.PredictConfig(device=device.type, **settings)
-        nu.drain(nu.predict_probabilities(model, image[:512, :512], config))  # warm-up
-        with_objects = objects and (side <= 512 or (run in large_objects and not settings))
-        job = _job(model, device, config, image)
-        before = None  # not before a first run on a GPU, which would then find cuDNN's choices made
-        if not (gpu and run == "first"):
-            before = network_rate(model.net, model.config, device, *job, 1.0, _kernels(model, device, config))
-            model.net.to("cpu", memory_format=torch.contiguous_format)
-        try:
-            # a repeated run is timed REPEATS times and its median kept (the ratio varied by 6% between runs)
-            samples = [end_to_end(model, image, device, with_objects, config) for _ in range(REPEATS[run])]
-            samples.sort(key=lambda sample: sample["total_s"])
-            row = {"model": label, "run": run, **samples[len(samples) // 2]}
-            if len(samples) > 1:
-                row["total_s_runs"] = [sample["total_s"] for sample in samples]
-        except Exception as error:  # a run that fails is a result too; the others still run
-            rows.append({"model": label, "run": run, "image": side, **settings, "error": repr(error)[:300]})
-            print("end-to-end", rows[-1], flush=True)
-            devices.release(device)
-            continue
-        # the network alone at the same job, channels-last as the product runs it (on CPUs too), after the
-        # runs and before them (network_only_before_after): the faster is the limit, as a machine's speed
-        # drifts (a 2-core CPU by 20% within minutes)
-        after = network_rate(model.net, model.config, device, *job, 1.0, row["kernels"])
+        with bands_mode(settings.get("bands", device_bands.STREAMING["mode"])) as bands:
+            rows += _end_to_end_job(model, device, label, objects, large_objects, side, settings, run, bands)
+    return rows
+
+
+@contextlib.contextmanager
+def bands_mode(mode: str):
+    """``device_bands.STREAMING`` set to ``mode`` for a while."""
+    previous = device_bands.STREAMING["mode"]
+    device_bands.STREAMING["mode"] = mode
+    try:
+        yield mode
+    finally:
+        device_bands.STREAMING["mode"] = previous
+
+
+def _end_to_end_job(
+    model: nu.Model,
+    device: torch.device,
+    label: str,
+    objects: bool,
+    large_objects: tuple[str, ...],
+    side: int,
+    settings: dict,
+    run: str,
+    bands: str,
+) -> list[dict]:
+    """One row of :func:`end_to_end_section`: the image ``side`` pixels square with ``settings``."""
+    gpu = device.type == "cuda"
+    rows = []
+    settings = {key: value for key, value in settings.items() if key != "bands"}
+    image = mosaic(side)
+    config = nu.PredictConfig(device=device.type, **settings)
+    nu.drain(nu.predict_probabilities(model, image[:512, :512], config))  # warm-up
+    with_objects = objects and (side <= 512 or (run in large_objects and not settings))
+    job = _job(model, device, config, image)
+    before = None  # not before a first run on a GPU, which would then find cuDNN's choices made
+    if not (gpu and run == "first"):
+        before = network_rate(model.net, model.config, device, *job, 1.0, _kernels(model, device, config))
         model.net.to("cpu", memory_format=torch.contiguous_format)
-        rates = {"before": before["megapixels_per_s"] if before else None, "after": after["megapixels_per_s"]}
-        limit = before if before and rates["before"] > rates["after"] else after
-        row["network_only_megapixels_per_s"] = limit["megapixels_per_s"]
-        row["network_only_tflops"] = limit["tflops"]
-        row["network_only_before_after"] = [rates["before"], rates["after"]]
-        row["ratio_to_classes"] = round(row["megapixels_per_s_to_classes"] / limit["megapixels_per_s"], 3)
-        row["ratio_end_to_end"] = round(row["megapixels_per_s"] / limit["megapixels_per_s"], 3)
-        if "total_s_runs" in row:
-            pixels = image.size / 1e6
-            row["ratio_runs"] = [round(pixels / t / limit["megapixels_per_s"], 3) for t in row.pop("total_s_runs")]
-        rows.append(row)
-        print("end-to-end", row, flush=True)
+    try:
+        # a repeated run is timed REPEATS times and its median kept (the ratio varied by 6% between runs)
+        samples = [end_to_end(model, image, device, with_objects, config) for _ in range(REPEATS[run])]
+        samples.sort(key=lambda sample: sample["total_s"])
+        row = {"model": label, "run": run, **samples[len(samples) // 2]}
+        if gpu:
+            row["bands"] = bands
+        if len(samples) > 1:
+            row["total_s_runs"] = [sample["total_s"] for sample in samples]
+    except Exception as error:  # a run that fails is a result too; the others still run
+        rows.append({"model": label, "run": run, "image": side, **settings, "error": repr(error)[:300]})
+        print("end-to-end", rows[-1], flush=True)
         devices.release(device)
+        return rows
+    # the network alone at the same job, channels-last as the product runs it (on CPUs too), after the
+    # runs and before them (network_only_before_after): the faster is the limit, as a machine's speed
+    # drifts (a 2-core CPU by 20% within minutes)
+    after = network_rate(model.net, model.config, device, *job, 1.0, row["kernels"])
+    model.net.to("cpu", memory_format=torch.contiguous_format)
+    rates = {"before": before["megapixels_per_s"] if before else None, "after": after["megapixels_per_s"]}
+    limit = before if before and rates["before"] > rates["after"] else after
+    row["network_only_megapixels_per_s"] = limit["megapixels_per_s"]
+    row["network_only_tflops"] = limit["tflops"]
+    row["network_only_before_after"] = [rates["before"], rates["after"]]
+    row["ratio_to_classes"] = round(row["megapixels_per_s_to_classes"] / limit["megapixels_per_s"], 3)
+    row["ratio_end_to_end"] = round(row["megapixels_per_s"] / limit["megapixels_per_s"], 3)
+    if "total_s_runs" in row:
+        pixels = image.size / 1e6
+        row["ratio_runs"] = [round(pixels / t / limit["megapixels_per_s"], 3) for t in row.pop("total_s_runs")]
+    rows.append(row)
+    print("end-to-end", row, flush=True)
+    devices.release(device)
     return rows
 
 
