@@ -2,9 +2,9 @@
 # The GPU checks of the issues in one pass, for a CUDA machine without napari (the workplace's device
 # machine): the GPU tests and the speed benchmark alone on the GPU; with QUALITY=1 also the DSB2018
 # scribble run through the CLI on CUDA, the starting model's recipe and the quality cases on the GPU; then
-# (REPEAT=1, the default) a second sample of the end-to-end ratio, the image going over in bands against
-# whole, traces of both, and block-wise prediction into zarr when dask and zarr are carried as wheels in
-# .whl (probe.json; PROBE_PARTS chooses the parts).
+# (REPEAT=1, the default) a second sample of the end-to-end ratio, a trace of it, and block-wise
+# prediction into zarr when dask and zarr are carried as wheels in .whl (probe.json; PROBE_PARTS chooses
+# the parts).
 # Every step has its own time limit
 # and copies its results to $OUT as soon as it ends, so one failure or timeout loses nothing else.
 #
@@ -37,7 +37,7 @@ step "GPU tests (fused kernels, device tiling, training, out of memory)"
 # the files with tests marked gpu (others import napari, which the GPU machine lacks; the block-wise ones
 # dask and zarr, run when carried); -rA names each test in the log
 OMP_NUM_THREADS=4 timeout "${TESTS_SECONDS:-200}" python3 -m pytest -p no:cacheprovider -q -rA -m gpu \
-    tests/test_device_tiling.py tests/test_device_bands.py tests/test_fused.py tests/test_tiling.py tests/test_train.py tests/test_predict.py \
+    tests/test_device_tiling.py tests/test_fused.py tests/test_tiling.py tests/test_train.py tests/test_predict.py \
     $blockwise_tests >>"$LOG" 2>&1
 fi
 if [ "${QUALITY:-0}" = 1 ]; then
@@ -70,8 +70,8 @@ timeout "${SPEED_SECONDS:-330}" python3 benchmarks/speed.py --device cuda --sect
     >>"$LOG" 2>&1
 cp $results/speed_gpu.json $results/speed_gpu.md "$OUT/" 2>/dev/null
 if [ "${REPEAT:-1}" = 1 ]; then
-    step "probe: the 8192 image again beside bursts of the network, in bands or whole, traced, block-wise"
+    step "probe: the 8192 image again beside bursts of the network, traced, block-wise"
     OUT="$OUT" timeout "${REPEAT_SECONDS:-150}" python3 benchmarks/gpu_probe.py \
-        --parts ${PROBE_PARTS:-repeat streaming e2e_trace e2e_trace_bands blockwise} >>"$LOG" 2>&1
+        --parts ${PROBE_PARTS:-repeat e2e_trace blockwise} >>"$LOG" 2>&1
 fi
 step "done"

@@ -2,16 +2,14 @@
 
     OUT=/tmp/probe python benchmarks/gpu_probe.py [--parts e2e_trace train_trace step_variants]
 
-- ``e2e_trace`` (``e2e_trace_bands``: with the image going over in bands): a torch.profiler trace of
-  one 8192 x 8192 uint16 prediction to classes (paper preset, the product's defaults, after a first
-  run), with the wall time of each phase;
+- ``e2e_trace``: a torch.profiler trace of one 8192 x 8192 uint16 prediction to classes (paper preset,
+  the product's defaults, after a first run), with the wall time of each phase;
 - ``train_trace``: a trace of a few steps of ``fit`` (paper preset with batch norm, batch 4, 572 patches);
-- ``repeat``: the 8192 image six more times (three keeping torch's GPU cache) beside bursts of the network
-  alone (a second sample of the headline figure);
+- ``repeat``: the 8192 image nine more times (three giving torch's GPU cache back after each) beside
+  bursts of the network alone (a second sample of the headline figure);
 - ``compiled_training``: fit of the paper preset with batch norm and CUDA graphs;
 - ``blockwise``: the starting model on the 8192 image block by block into zarr, against in memory (needs
   dask and zarr);
-- ``streaming``: the 8192 image with the image going over in bands (``device_bands.STREAMING``) off and on;
 - ``step_variants``: one optimisation step on a fixed batch (same network and batch) run as the product
   runs it, without the gradient scaler, as one CUDA graph of the whole step, and with torch.compile of
   the network: steps/s of each, to show what the loop's host work and the kernels themselves cost.
@@ -60,18 +58,6 @@ def sync(device: torch.device) -> None:
 def profiler() -> torch.profiler.profile:
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     return torch.profiler.profile(activities=activities)
-
-
-def e2e_trace_bands(device: torch.device) -> dict:
-    """:func:`e2e_trace` with the image going to the GPU in bands (``device_bands.STREAMING`` on)."""
-    from napari_unet import device_bands
-
-    previous = device_bands.STREAMING["mode"]
-    device_bands.STREAMING["mode"] = "on"
-    try:
-        return e2e_trace(device, "e2e_trace_bands")
-    finally:
-        device_bands.STREAMING["mode"] = previous
 
 
 def e2e_trace(device: torch.device, name: str = "e2e_trace") -> dict:
@@ -151,13 +137,13 @@ def network_burst(model: nu.Model, device: torch.device, tile: int, tiles: int, 
 
 
 def repeat(device: torch.device) -> dict:
-    """A second sample of the headline figure: the 8192 image six more times against the network alone.
+    """A second sample of the headline figure: the 8192 image nine more times against the network alone.
 
-    Three runs with the defaults, then three keeping torch's GPU cache between them
-    (``release_memory=False``, as ``segment_files`` runs). Each run is followed by a burst of the network
-    alone on the same tiles and batches (:func:`network_burst`), and the steady-state limit is measured
-    before and after the runs: the spread of the ratio is either the pipeline's (the bursts stay put) or
-    the GPU's (they move too).
+    Six runs with the defaults, then three giving torch's GPU cache back after each image
+    (``release_memory=True``; by default a large card keeps it). Each run is followed by a burst of the
+    network alone on the same tiles and batches (:func:`network_burst`), and the steady-state limit is
+    measured before and after the runs: the spread of the ratio is either the pipeline's (the bursts stay
+    put) or the GPU's (they move too).
     """
     model = nu.new_model("paper", ["nucleus"], seed=0)
     image = mosaic(8192)
@@ -166,26 +152,25 @@ def repeat(device: torch.device) -> dict:
     first = end_to_end(model, image, device, False, config)
     tile, batch, tiles = first["tile"], first["batch"], first["tiles"]
     before = network_rate(model.net, model.config, device, tile, batch, "bf16", True, 2.0, "fused")
-    rows, bursts = [], []
-    for _ in range(3):
-        rows.append(end_to_end(model, image, device, False, config))
-        bursts.append(network_burst(model, device, tile, tiles, batch))
-    kept = nu.PredictConfig(device="cuda", release_memory=False)  # torch's cache kept between images
-    for _ in range(3):
-        rows.append(end_to_end(model, image, device, False, kept))
-        bursts.append(network_burst(model, device, tile, tiles, batch))
+    runs = {"defaults": (config, 6), "given_back": (nu.PredictConfig(device="cuda", release_memory=True), 3)}
+    rows, bursts = {name: [] for name in runs}, {name: [] for name in runs}
+    for name, (run_config, times) in runs.items():
+        for _ in range(times):
+            rows[name].append(end_to_end(model, image, device, False, run_config))
+            bursts[name].append(network_burst(model, device, tile, tiles, batch))
     devices.release(device)
     limit = network_rate(model.net, model.config, device, tile, batch, "bf16", True, 2.0, "fused")
     model.net.to("cpu", memory_format=torch.contiguous_format)
     pixels = image.size / 1e6
-    result = {
-        "network_only_tflops_before_after": [before["tflops"], limit["tflops"]],
-        "end_to_end_s": [row["classes_s"] for row in rows],
-        "ratios": [round(pixels / row["classes_s"] / limit["megapixels_per_s"], 3) for row in rows],
-        "phases_s": [(row["before_tiles_s"], row["tiles_s"], row["after_tiles_s"]) for row in rows],
-        "network_burst_s": [round(b, 4) for b in bursts],
-        "ratios_to_burst": [round(b / row["classes_s"], 3) for b, row in zip(bursts, rows, strict=True)],
-    }
+    result: dict = {"network_only_tflops_before_after": [before["tflops"], limit["tflops"]]}
+    for name in runs:
+        result[name] = {
+            "end_to_end_s": [row["classes_s"] for row in rows[name]],
+            "ratios": [round(pixels / row["classes_s"] / limit["megapixels_per_s"], 3) for row in rows[name]],
+            "phases_s": [(row["before_tiles_s"], row["tiles_s"], row["after_tiles_s"]) for row in rows[name]],
+            "network_burst_s": [round(b, 4) for b in bursts[name]],
+            "ratios_to_burst": [round(b / r["classes_s"], 3) for b, r in zip(bursts[name], rows[name], strict=True)],
+        }
     return result
 
 
@@ -227,36 +212,6 @@ def blockwise(device: torch.device) -> dict:
         "classes_agree": round(float((classes == whole.classes).mean()), 5),
         "objects_in_memory_blockwise": [len(np.unique(whole.objects)) - 1, n_objects],
     }
-
-
-def streaming(device: torch.device) -> dict:
-    """The 8192 image with the bands switch (napari_unet.device_bands.STREAMING) off and on in turn, three
-    times each, with the defaults and with torch's GPU cache kept: seconds, phases and ratio to each run's
-    network burst."""
-    from napari_unet import device_bands
-
-    model = nu.new_model("paper", ["nucleus"], seed=0)
-    image = mosaic(8192)
-    results: dict = {}
-    for kept in (False, True):
-        config = nu.PredictConfig(device="cuda", release_memory=not kept)
-        for mode in ("off", "on"):  # each mode's first image, untimed
-            device_bands.STREAMING["mode"] = mode
-            nu.drain(nu.iter_segment(model, image, config, objects=False))
-        for _ in range(3):
-            for mode in ("off", "on"):
-                device_bands.STREAMING["mode"] = mode
-                row = end_to_end(model, image, device, False, config)
-                burst = network_burst(model, device, row["tile"], row["tiles"], row["batch"])
-                entry = results.setdefault(f"{mode}{'_kept' if kept else ''}", {"s": [], "phases": [], "to_burst": []})
-                entry["s"].append(row["classes_s"])
-                entry["phases"].append((row["before_tiles_s"], row["tiles_s"], row["after_tiles_s"]))
-                entry["to_burst"].append(round(burst / row["classes_s"], 3))
-        devices.release(device)
-    device_bands.STREAMING["mode"] = "off"
-    model.net.to("cpu")
-    print("streaming", results, flush=True)
-    return results
 
 
 def step_variants(device: torch.device, seconds: float = 3.0) -> dict:

@@ -20,7 +20,6 @@ Results go to benchmarks/results/speed_<device>.json and .md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -37,7 +36,6 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
 from napari_unet import device as devices
-from napari_unet import device_bands
 from napari_unet.fused import FusedUNet
 from napari_unet.model import UNet
 from napari_unet.object_calibration import object_config_for
@@ -340,27 +338,14 @@ def end_to_end_section(
     jobs = [(side, {}, "first") for side in sides]
     if gpu and not quick:
         jobs = [(512, {}, "first"), (512, {}, "again"), (large, {}, "first"), (large, {}, "again")]
-        # as segment_files runs many images: torch's cache kept from one image to the next
-        jobs += [(large, {"release_memory": False}, "again")]
-        # the image to the GPU in bands that tiles start on (device_bands.STREAMING), against the default
-        jobs += [(large, {"bands": "on" if device_bands.STREAMING["mode"] == "off" else "off"}, "again")]
+        # torch's cache given back after each image (the default gives it back only from a card the job
+        # fills: devices.worth_releasing), and kept (as segment_files runs many images)
+        jobs += [(large, {"release_memory": True}, "again"), (large, {"release_memory": False}, "again")]
         jobs += [(large, {"fuse": False}, "again"), (large, {"on_device": False, "fuse": False}, "again")]
     rows = []
     for side, settings, run in jobs:
-        with bands_mode(settings.get("bands", device_bands.STREAMING["mode"])) as bands:
-            rows += _end_to_end_job(model, device, label, objects, large_objects, side, settings, run, bands)
+        rows += _end_to_end_job(model, device, label, objects, large_objects, side, settings, run)
     return rows
-
-
-@contextlib.contextmanager
-def bands_mode(mode: str):
-    """``device_bands.STREAMING`` set to ``mode`` for a while."""
-    previous = device_bands.STREAMING["mode"]
-    device_bands.STREAMING["mode"] = mode
-    try:
-        yield mode
-    finally:
-        device_bands.STREAMING["mode"] = previous
 
 
 def _end_to_end_job(
@@ -372,12 +357,10 @@ def _end_to_end_job(
     side: int,
     settings: dict,
     run: str,
-    bands: str,
 ) -> list[dict]:
     """One row of :func:`end_to_end_section`: the image ``side`` pixels square with ``settings``."""
     gpu = device.type == "cuda"
     rows = []
-    settings = {key: value for key, value in settings.items() if key != "bands"}
     image = mosaic(side)
     config = nu.PredictConfig(device=device.type, **settings)
     nu.drain(nu.predict_probabilities(model, image[:512, :512], config))  # warm-up
@@ -393,7 +376,7 @@ def _end_to_end_job(
         samples.sort(key=lambda sample: sample["total_s"])
         row = {"model": label, "run": run, **samples[len(samples) // 2]}
         if gpu:
-            row["bands"] = bands
+            row["release_memory"] = config.release_memory
         if len(samples) > 1:
             row["total_s_runs"] = [sample["total_s"] for sample in samples]
     except Exception as error:  # a run that fails is a result too; the others still run

@@ -207,9 +207,16 @@ def test_the_device_memory_is_released_after_a_job_unless_kept(tiny_model, monke
     # stays there, with nothing to give back
     kept = segment(tiny_model, image, PredictConfig(device="cpu", fuse=True, release_memory=False))
     assert released == []
-    given_back = segment(tiny_model, image, PredictConfig(device="cpu", fuse=True))
+    given_back = segment(tiny_model, image, PredictConfig(device="cpu", fuse=True, release_memory=True))
     assert released == ["cpu"]
     np.testing.assert_array_equal(kept.probabilities, given_back.probabilities)
+    # by default, when it is worth it (a large share of the card, or the card nearly full)
+    monkeypatch.setattr(devices, "worth_releasing", lambda device: True)
+    segment(tiny_model, image, PredictConfig(device="cpu", fuse=True))
+    assert released == ["cpu", "cpu"]
+    monkeypatch.setattr(devices, "worth_releasing", lambda device: False)
+    segment(tiny_model, image, PredictConfig(device="cpu", fuse=True))
+    assert released == ["cpu", "cpu"]
 
 
 @pytest.mark.gpu
@@ -226,10 +233,21 @@ def test_a_kept_gpu_cache_serves_the_next_job_sized_as_if_given_back():
     first = segment(model, image, PredictConfig(device="cuda", release_memory=False), objects=False)
     assert torch.cuda.memory_reserved() > reserved + (1 << 30)  # the job's memory stayed in torch's cache
     assert job_size(model, device, PredictConfig(device="cuda"), image.shape) == job
-    again = segment(model, image, PredictConfig(device="cuda"), objects=False)
+    again = segment(model, image, PredictConfig(device="cuda", release_memory=True), objects=False)
     np.testing.assert_array_equal(again.classes, first.classes)
     np.testing.assert_allclose(again.probabilities, first.probabilities, rtol=0, atol=1e-6)
     assert torch.cuda.memory_reserved() == reserved  # and given back after the second
+    by_default = segment(model, image, PredictConfig(device="cuda"), objects=False)
+    np.testing.assert_array_equal(by_default.classes, first.classes)
+    # by default kept where it is a small share of a large card (an H100), else given back
+    kept = torch.cuda.memory_reserved() > reserved + (1 << 30)
+    if kept:
+        assert not devices.worth_releasing(device)  # what the default judged at the job's end
+    else:
+        assert torch.cuda.memory_reserved() == reserved
+    if torch.cuda.mem_get_info()[1] > 40 << 30:
+        assert kept
+    devices.release(device)
 
 
 @pytest.mark.gpu

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -178,26 +177,15 @@ def classes_on_device(probabilities: torch.Tensor) -> torch.Tensor:
     return torch.where(channel == 0, 0, channel + 1).to(torch.uint8)
 
 
-class PlaneSource(Protocol):
-    """Where the tiles are cut from: mirror-padded, normalised planes on the device."""
-
-    #: (P, C, H, W) of the image.
-    shape: tuple[int, ...]
-
-    def padded(self, p: int, rows: int, before: tuple[int, int], after: tuple[int, int]) -> torch.Tensor:
-        """Plane ``p`` padded by ``before`` and ``after`` (rows, columns), its first ``rows`` rows ready."""
-        ...
-
-
 class MirroredPlanes:
-    """Normalised planes (P, C, H, W) all on the device, mirror-padded one plane at a time."""
+    """Normalised planes (P, C, H, W) on the device, mirror-padded one plane at a time."""
 
     def __init__(self, planes: torch.Tensor) -> None:
         self.planes, self.shape = planes, tuple(planes.shape)
         self.current, self.plane = -1, None
 
-    def padded(self, p: int, rows: int, before: tuple[int, int], after: tuple[int, int]) -> torch.Tensor:
-        """Plane ``p`` mirror-padded (all of its rows: the plane was on the device already)."""
+    def padded(self, p: int, before: tuple[int, int], after: tuple[int, int]) -> torch.Tensor:
+        """Plane ``p`` mirror-padded by ``before`` and ``after`` (rows, columns)."""
         if p != self.current:
             self.plane, self.current = None, p  # the previous plane's memory first
             self.plane = _mirror_on_device(self.planes[p], before, after)
@@ -267,7 +255,7 @@ class _HostWriter:
 
 def predict_tiled_on_device(
     predict_batch: TensorPredictor,
-    planes: torch.Tensor | PlaneSource,
+    planes: torch.Tensor,
     n_outputs: int,
     geom: TileGeometry,
     tile: int | tuple[int, int] = 572,
@@ -275,10 +263,9 @@ def predict_tiled_on_device(
 ) -> Generator[TileProgress, None, DeviceResult]:
     """Predict every plane of normalised ``planes`` (P, C, H, W, on the device); returns host arrays.
 
-    ``planes`` may also be a :class:`PlaneSource` that makes the padded planes as the tiles need their rows.
     The tiles are those of :func:`napari_unet.tiling.predict_tiled` with the same ``tile``.
     """
-    source = MirroredPlanes(planes) if isinstance(planes, torch.Tensor) else planes
+    source = MirroredPlanes(planes)
     n_planes, _, height, width = source.shape
     ty, tx = (tile, tile) if isinstance(tile, int) else tile
     plan_y, plan_x = plan_axis(height, ty, geom), plan_axis(width, tx, geom)
@@ -295,7 +282,7 @@ def predict_tiled_on_device(
         batch_jobs = jobs[start : start + batch_size]
         tiles = []
         for p, oy, ox in batch_jobs:
-            padded = source.padded(p, oy + plan_y.tile, before, after)
+            padded = source.padded(p, before, after)
             tiles.append(padded[:, oy : oy + plan_y.tile, ox : ox + plan_x.tile])
         result = center_crop_array(predict_batch(torch.stack(tiles)), plan_y.out, plan_x.out).contiguous()
         writer.put(batch_jobs, result, classes_on_device(result))

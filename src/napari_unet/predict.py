@@ -11,13 +11,11 @@ import torch
 from . import device as devices
 from . import geometry
 from .bundle import Model
-from .device_bands import StreamedPlane, host_sample, streams
 from .device_tiling import (
     device_ranges,
     fits_on_device,
     normalize_on_device,
     predict_tiled_on_device,
-    sample_ranges,
     tensor_predictor,
     upload,
 )
@@ -25,11 +23,10 @@ from .errors import ResourceError
 from .fused import FusedUNet, can_fuse
 from .host_memory import check_fits
 from .layout import from_planes, infer_layout, to_planes
-from .normalize import sample_stride
 from .object_calibration import object_config_for
 from .objects import ObjectConfig, classes_to_objects, probabilities_to_classes
 from .progress import drain
-from .tiling import BatchPredictor, TileGeometry, TileProgress, plan_axis, predict_tiled
+from .tiling import BatchPredictor, TileGeometry, TileProgress, predict_tiled
 
 
 @dataclass(frozen=True)
@@ -58,10 +55,12 @@ class PredictConfig:
         Run a frozen copy of the network with each convolution, its bias or batch norm and its ReLU in one
         cuDNN kernel (see :mod:`napari_unet.fused`); None (default): on CUDA GPUs, for networks without
         group norm.
-    release_memory : bool
-        Give the GPU memory torch cached for the job back to the driver when it ends (default), for
-        napari's canvas and other programs. False keeps it for the next job, which then starts sooner:
-        segmenting many images in a row (``segment_files`` does, and releases after the last one).
+    release_memory : bool or None
+        Give the GPU memory torch cached for the job back to the driver when it ends, for napari's canvas
+        and other programs (True), or keep it for the next job, which then starts sooner (False:
+        ``segment_files`` does between images). None (default): give it back when it is more than a
+        quarter of the card's memory or less than a quarter is free (:func:`napari_unet.device.worth_releasing`),
+        so a large card keeps it and a small one gets it back.
     """
 
     tile: int = 0
@@ -72,7 +71,7 @@ class PredictConfig:
     objects: ObjectConfig = field(default_factory=ObjectConfig)
     on_device: bool | None = None
     fuse: bool | None = None
-    release_memory: bool = True
+    release_memory: bool | None = None
 
 
 @dataclass
@@ -312,22 +311,11 @@ def _predict_resident(
     device: torch.device,
     amp: bool,
 ) -> Generator[TileProgress, None, tuple[np.ndarray, np.ndarray]]:
-    """:func:`predict_tiled_on_device` from raw planes: the image goes over once, in its own data type.
-
-    Where :func:`napari_unet.device_bands.streams`, it goes in bands that tiles start on as they arrive.
-    """
-    ty, tx = (tile, tile) if isinstance(tile, int) else tile
-    plan_y, plan_x = plan_axis(raw.shape[2], ty, geom), plan_axis(raw.shape[3], tx, geom)
-    pads = (plan_y.pad_before, plan_x.pad_before), (plan_y.pad_after, plan_x.pad_after)
-    if streams(raw, device, *pads):
-        sample = host_sample(raw, sample_stride(raw.shape))
-        ranges = ranges or sample_ranges(model.normalization, upload(sample, device))
-        planes = StreamedPlane(raw, ranges, device)
-    else:
-        on_device = upload(raw, device)
-        ranges = ranges or device_ranges(model.normalization, on_device)
-        planes = normalize_on_device(on_device, ranges)
-        del on_device
+    """:func:`predict_tiled_on_device` from raw planes: the image goes over once, in its own data type."""
+    on_device = upload(raw, device)
+    ranges = ranges or device_ranges(model.normalization, on_device)
+    planes = normalize_on_device(on_device, ranges)
+    del on_device
     predictor = tensor_predictor(net, device, lambda: devices.autocast(device, amp), device.type in ("cuda", "cpu"))
     result = yield from predict_tiled_on_device(predictor, planes, model.n_classes, geom, tile, batch)
     return result.probabilities, result.classes
