@@ -41,15 +41,17 @@ def scribbled(nuclei):
 @pytest.fixture
 def gpu_nearly_full():
     """Fill the GPU but for 3 GiB (what a second program or napari itself might hold); yields the rest."""
+    from napari_unet import device as devices
+
     device = torch.device("cuda")
-    torch.cuda.empty_cache()
+    devices.release(device)  # earlier jobs' cache, cuBLAS's workspaces too, out of the count
     free, _ = torch.cuda.mem_get_info(device)
     hog = torch.empty(max(int(free - 3 * 2**30), 0), dtype=torch.uint8, device=device)
     try:
         yield torch.cuda.memory_allocated(device)
     finally:
         del hog
-        torch.cuda.empty_cache()
+        devices.release(device)
 
 
 def tissue_probabilities(shape: tuple[int, int], n_cells: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
