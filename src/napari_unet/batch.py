@@ -147,6 +147,8 @@ def segment_files(
     config: PredictConfig | None = None,
     channel_axis: int | None = None,
     blocks: BlockConfig | None = None,
+    every_image_blockwise: bool = False,
+    client: object | None = None,
 ) -> Generator[BatchProgress, None, list[dict[str, Path]]]:
     """Segment image files into ``folder``: ``<stem>_segmentation.tif`` and optionally objects, probabilities.
 
@@ -155,22 +157,29 @@ def segment_files(
     TIFFs too large for memory here (:func:`blockwise_reason`) are segmented block by block into
     ``<stem>_<kind>.zarr`` instead (:func:`napari_unet.blockwise_zarr.iter_segment_zarr`), the reason
     given as the ``note`` of their first record; without, every image is read whole (and one too large
-    is refused by the memory check before it is segmented).
+    is refused by the memory check before it is segmented). With ``every_image_blockwise`` (``blocks``
+    then defaults to :class:`BlockConfig`), every image goes block by block into zarr, its blocks on the
+    workers of a ``dask.distributed`` ``client`` if one is given, else on threads here.
     """
-    reasons = [blockwise_reason(path, model, objects, channel_axis) if blocks else "" for path in images]
-    suffixes = [".zarr" if reason else ".tif" for reason in reasons]
+    if every_image_blockwise:
+        blocks = blocks or BlockConfig()
+        reasons = [""] * len(images)
+    else:
+        reasons = [blockwise_reason(path, model, objects, channel_axis) if blocks else "" for path in images]
+    blockwise = [every_image_blockwise or bool(reason) for reason in reasons]
+    suffixes = [".zarr" if to_zarr else ".tif" for to_zarr in blockwise]
     outputs = prepare_outputs(images, folder, objects, probabilities, overwrite, suffixes)
     total = len(images)
     config = config or PredictConfig()
     each = replace(config, release_memory=False)
     # the GPU memory cached for one image serves the next; given back after the last (if asked)
     with devices.released(devices.select_device(config.device), config.release_memory):
-        for done, (path, out, reason) in enumerate(zip(images, outputs, reasons, strict=True)):
-            if reason:
+        for done, (path, out, reason, to_zarr) in enumerate(zip(images, outputs, reasons, blockwise, strict=True)):
+            if to_zarr:
                 yield BatchProgress(done, total, path.name, note=reason)
                 image, found_axis = open_lazy(path)
                 axis = channel_axis if channel_axis is not None else found_axis
-                for tile in iter_segment_zarr(model, image, out, each, axis, blocks, overwrite):
+                for tile in iter_segment_zarr(model, image, out, each, axis, blocks, overwrite, client):
                     yield BatchProgress(done, total, path.name, tile)
                 yield BatchProgress(done + 1, total, path.name)
                 continue

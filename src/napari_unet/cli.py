@@ -6,6 +6,7 @@ Errors print one line on stderr and exit with status 2; no traceback, no half-wr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from .io import read_image, save_model
 from .model import PRESETS, preset_for_device
 from .objects import OBJECT_SHAPES, ObjectConfig
 from .predict import FINDING_OBJECTS, PredictConfig
-from .scaleout import dask_client, segment_to_zarr
+from .scaleout import dask_client
 from .starting import resolve_model
 from .train import TrainConfig, fit, prepare
 from .train_config import COMPILE_MODES
@@ -135,7 +136,7 @@ def wants_zarr(args: argparse.Namespace) -> bool:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """``napari-unet predict``."""
+    """``napari-unet predict``: images to TIFFs, or block by block into zarr, here or on a dask cluster."""
     select_device(args.device)
     model = resolve_model(args.model)
     images = expand_images(args.images)
@@ -146,18 +147,42 @@ def run_predict(args: argparse.Namespace) -> int:
         test_time_augmentation=args.tta,
         objects=ObjectConfig.for_shape(args.object_shape or model.object_shape),
     )
-    if wants_zarr(args):
-        return predict_to_zarr(args, model, images, config)
-    blocks = BlockConfig(block=args.block, overlap=args.overlap) if args.format == "auto" else None
+    if args.workers < 0:
+        raise InputError(f"--workers must be 0 (no cluster) or more, not {args.workers}")
+    every_image_blockwise = wants_zarr(args)
+    blocks = BlockConfig(block=args.block, overlap=args.overlap) if args.format != "tif" else None
     out, outputs = Path(args.out), (args.objects, args.probabilities, args.overwrite)
-    job = segment_files(model, images, out, *outputs, config, args.channel_axis, blocks)
-    # bars only on a terminal (disable=None): logs and scripts get the one-line messages alone
+    cluster = dask_client(args.scheduler, args.workers) if every_image_blockwise else contextlib.nullcontext()
+    with cluster as client:
+        if every_image_blockwise:
+            where = "here" if client is None else f"on the dask cluster at {client.scheduler.address}"
+            print(f"segmenting {len(images)} image(s) block by block {where}", file=sys.stderr)
+        job = segment_files(
+            model, images, out, *outputs, config, args.channel_axis, blocks, every_image_blockwise, client
+        )
+        show_progress(job, len(images))
+    kind = " (zarr)" if every_image_blockwise else ""
+    print(f"segmented {len(images)} image(s) into {args.out}{kind}", file=sys.stderr)
+    return 0
+
+
+def show_progress(job, n_images: int) -> None:
+    """Run a :func:`napari_unet.batch.segment_files` job with progress bars on stderr.
+
+    The bars show on a terminal only: logs and scripts get the one-line messages alone (each image's
+    name as it starts, when there are several, and its note).
+    """
     images_bar = tqdm(
-        total=len(images), desc="images", unit="image", file=sys.stderr, disable=True if len(images) < 2 else None
+        total=n_images, desc="images", unit="image", file=sys.stderr, disable=True if n_images < 2 else None
     )
     tiles_bar = tqdm(desc="tiles", unit="tile", file=sys.stderr, leave=False, disable=None)
+    current = None
     with images_bar, tiles_bar:
         for record in job:
+            if record.name != current and record.done < record.total:
+                current = record.name
+                if n_images > 1:
+                    images_bar.write(f"[{record.done + 1}/{n_images}] {record.name}", file=sys.stderr)
             images_bar.update(record.done - images_bar.n)
             if record.note:
                 images_bar.write(f"{record.name}: {record.note}", file=sys.stderr)
@@ -169,44 +194,6 @@ def run_predict(args: argparse.Namespace) -> int:
                 tiles_bar.update(record.tile.done - tiles_bar.n)
             else:
                 tiles_bar.reset()
-    print(f"segmented {len(images)} image(s) into {args.out}", file=sys.stderr)
-    return 0
-
-
-def predict_to_zarr(args: argparse.Namespace, model, images: list[Path], config: PredictConfig) -> int:
-    """``napari-unet predict`` block by block into zarr, here or on a dask cluster."""
-    if args.workers < 0:
-        raise InputError(f"--workers must be 0 (no cluster) or more, not {args.workers}")
-    blocks = BlockConfig(block=args.block, overlap=args.overlap)
-    with dask_client(args.scheduler, args.workers) as client:
-        where = "here" if client is None else f"on the dask cluster at {client.scheduler.address}"
-        print(f"segmenting {len(images)} image(s) block by block {where}", file=sys.stderr)
-        job = segment_to_zarr(
-            model,
-            images,
-            Path(args.out),
-            args.objects,
-            args.probabilities,
-            args.overwrite,
-            config,
-            args.channel_axis,
-            blocks,
-            client,
-        )
-        blocks_bar = tqdm(desc="blocks", unit="block", file=sys.stderr, leave=False, disable=None)
-        with blocks_bar:
-            for record in job:
-                if record.tile is None:
-                    if record.name:
-                        print(f"[{record.done + 1}/{record.total}] {record.name}", file=sys.stderr)
-                    blocks_bar.reset()
-                    continue
-                stage = record.tile.message if record.tile.message == MERGING_OBJECTS else record.name
-                blocks_bar.set_description(stage, refresh=False)
-                blocks_bar.total = record.tile.total
-                blocks_bar.update(record.tile.done - blocks_bar.n)
-    print(f"segmented {len(images)} image(s) into {args.out} (zarr)", file=sys.stderr)
-    return 0
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -116,7 +116,7 @@ def worth_releasing(device: torch.device) -> bool:
     On a CUDA GPU: when the memory cached but unused is more than :data:`RELEASE_SHARE` of the card, or
     the card has less than that share free, so that napari's canvas and other programs get it. A job
     that takes a small share of a large card keeps its cache for the next one: giving it back and taking
-    it again cost 20-50 ms an image on an H100 (0.297 s against 0.274 s for an 8192 x 8192 image,
+    it again cost 20-50 ms an image on an H100 (0.289 s against 0.268 s for an 8192 x 8192 image,
     ``benchmarks/results/speed_gpu.md``). Apple GPUs share the computer's memory: always. CPUs: never
     (there is nothing to give back).
     """

@@ -9,12 +9,10 @@ from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .batch import BatchProgress, prepare_outputs
+from .batch import BatchProgress, segment_files
 from .blockwise import BlockConfig
-from .blockwise_zarr import iter_segment_zarr
 from .bundle import Model
 from .errors import InputError
-from .lazy_io import open_lazy
 from .predict import PredictConfig
 
 
@@ -98,18 +96,14 @@ def segment_to_zarr(
     """Segment images (zarr, OME-Zarr, TIFF; read lazily) block by block into zarr arrays in ``folder``.
 
     Writes ``<stem>_segmentation.zarr`` (classes), and optionally ``<stem>_objects.zarr`` and
-    ``<stem>_probabilities.zarr``, each chunked like the blocks (:func:`iter_segment_zarr`). Memory
-    stays bounded by a few blocks per thread; with a ``dask.distributed`` ``client`` the blocks run on
-    its workers, else on threads here. Every output is checked before any work starts, and each is
-    moved into place only once complete; closing the generator stops after the blocks being computed.
+    ``<stem>_probabilities.zarr``, each chunked like the blocks
+    (:func:`napari_unet.blockwise_zarr.iter_segment_zarr`). Memory stays bounded by a few blocks per
+    thread; with a ``dask.distributed`` ``client`` the blocks run on its workers, else on threads here.
+    Every output is checked before any work starts, and each is moved into place only once complete;
+    closing the generator stops after the blocks being computed. This is
+    :func:`napari_unet.batch.segment_files` with every image block by block.
     """
-    outputs = prepare_outputs(images, folder, objects, probabilities, overwrite, suffix=".zarr")
-    for done, (path, out) in enumerate(zip(images, outputs, strict=True)):
-        yield BatchProgress(done, len(images), path.name)
-        image, found_axis = open_lazy(path)
-        axis = channel_axis if channel_axis is not None else found_axis
-        job = iter_segment_zarr(model, image, out, config, axis, blocks, overwrite, client)
-        for record in job:
-            yield BatchProgress(done, len(images), path.name, record)
-    yield BatchProgress(len(images), len(images), "")
-    return outputs
+    job = segment_files(
+        model, images, folder, objects, probabilities, overwrite, config, channel_axis, blocks, True, client
+    )
+    return (yield from job)
