@@ -52,6 +52,19 @@ def test_a_tiled_tiff_opens_lazily(tmp_path):
     np.testing.assert_array_equal(array.compute(), IMAGE[0])
 
 
+def test_a_lazy_tiff_pickles_as_its_path_for_dask_workers(tmp_path):
+    import pickle
+
+    tifffile.imwrite(tmp_path / "big.tif", IMAGE[0], tile=(16, 16))
+    array, _ = open_lazy(tmp_path / "big.tif")
+    array[:8, :8].compute()  # the file is open here now
+    again = pickle.loads(pickle.dumps(array))  # as the graph goes to a worker process
+    np.testing.assert_array_equal(again.compute(), IMAGE[0])
+    assert open_lazy(tmp_path / "big.tif")[0].name == array.name  # the same file, the same dask name
+    tifffile.imwrite(tmp_path / "big.tif", IMAGE[0] + 1, tile=(16, 16))
+    assert open_lazy(tmp_path / "big.tif")[0].name != array.name  # a changed file is not taken from a cache
+
+
 def test_not_an_image_is_an_input_error(tmp_path):
     (tmp_path / "notes.tif").write_text("hello")
     (tmp_path / "empty.zarr").mkdir()

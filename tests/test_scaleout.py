@@ -92,6 +92,17 @@ def test_a_two_worker_local_cluster_gives_the_in_memory_result_exactly(tmp_path,
     assert same_partition(zarr.open_array(str(tmp_path / "cells_objects.zarr"))[:], reference.objects)
 
 
+@pytest.mark.slow
+def test_a_tiff_goes_to_a_two_worker_cluster_from_the_command_line(tmp_path, cells, capsys):
+    tifffile.imwrite(tmp_path / "cells.tif", cells, tile=(64, 64))
+    args = ["predict", "starting", str(tmp_path / "cells.tif"), "--out", str(tmp_path / "out"), "--workers", "2"]
+    assert main([*args, "--block", "128", "--overlap", "48", "--device", "cpu"]) == 0
+    assert "on the dask cluster at" in capsys.readouterr().err
+    reference = segment(load_starting_model(), cells, PredictConfig(device="cpu"), objects=False)
+    classes = zarr.open_array(str(tmp_path / "out" / "cells_segmentation.zarr"))[:]
+    np.testing.assert_array_equal(classes, reference.classes)
+
+
 def test_napari_shows_the_lazy_result(make_napari_viewer, cells):
     import dask.array as da
 

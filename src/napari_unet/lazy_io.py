@@ -74,21 +74,49 @@ def open_zarr(path: str | os.PathLike) -> tuple[da.Array, int | None]:
     return da.from_zarr(node[arrays[0]]), None
 
 
+class LazyTiff:
+    """A TIFF image read region by region through tifffile's zarr view; it pickles as its path.
+
+    tifffile's view holds the open file (and a lock), which cannot go to the workers of a dask cluster:
+    each process opens the file itself on its first read. Pyramidal TIFFs give their full resolution.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(path)
+        self._node = None
+        node = self._array()
+        self.shape, self.dtype, self.chunks = tuple(node.shape), node.dtype, tuple(node.chunks)
+        self.ndim = len(self.shape)
+
+    def _array(self):
+        if self._node is None:
+            import tifffile
+            import zarr
+
+            node = zarr.open(tifffile.imread(self.path, aszarr=True), mode="r")
+            if not isinstance(node, zarr.Array):  # pyramidal TIFFs: the full resolution
+                node = node[next(iter(sorted(node.array_keys())))]
+            self._node = node
+        return self._node
+
+    def __getitem__(self, key):
+        return self._array()[key]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_node": None}
+
+
 def open_lazy(path: str | os.PathLike) -> tuple[da.Array, int | None]:
-    """Open an image file lazily: zarr / OME-Zarr, or a TIFF read chunk by chunk (tifffile's zarr view)."""
+    """Open an image file lazily: zarr / OME-Zarr, or a TIFF read chunk by chunk (:class:`LazyTiff`)."""
     if is_zarr(path):
         return open_zarr(path)
-    import tifffile
-    import zarr
-
     try:
-        store = tifffile.imread(str(path), aszarr=True)
+        tiff = LazyTiff(path)
     except Exception as error:
         raise InputError(f"{path} could not be read as a TIFF ({error})") from None
-    node = zarr.open(store, mode="r")
-    if not isinstance(node, zarr.Array):  # pyramidal TIFFs: the full resolution
-        node = node[next(iter(sorted(node.array_keys())))]
-    return da.from_zarr(node), None
+    stat = Path(path).stat()
+    name = f"tiff-{dask.base.tokenize(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)}"
+    return da.from_array(tiff, chunks=tiff.chunks, name=name), None
 
 
 def _partial_path(path: Path) -> Path:
