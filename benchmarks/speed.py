@@ -360,7 +360,6 @@ def _end_to_end_job(
 ) -> list[dict]:
     """One row of :func:`end_to_end_section`: the image ``side`` pixels square with ``settings``."""
     gpu = device.type == "cuda"
-    rows = []
     image = mosaic(side)
     config = nu.PredictConfig(device=device.type, **settings)
     nu.drain(nu.predict_probabilities(model, image[:512, :512], config))  # warm-up
@@ -380,10 +379,10 @@ def _end_to_end_job(
         if len(samples) > 1:
             row["total_s_runs"] = [sample["total_s"] for sample in samples]
     except Exception as error:  # a run that fails is a result too; the others still run
-        rows.append({"model": label, "run": run, "image": side, **settings, "error": repr(error)[:300]})
-        print("end-to-end", rows[-1], flush=True)
+        failed = {"model": label, "run": run, "image": side, **settings, "error": repr(error)[:300]}
+        print("end-to-end", failed, flush=True)
         devices.release(device)
-        return rows
+        return [failed]
     # the network alone at the same job, channels-last as the product runs it (on CPUs too), after the
     # runs and before them (network_only_before_after): the faster is the limit, as a machine's speed
     # drifts (a 2-core CPU by 20% within minutes)
@@ -399,10 +398,9 @@ def _end_to_end_job(
     if "total_s_runs" in row:
         pixels = image.size / 1e6
         row["ratio_runs"] = [round(pixels / t / limit["megapixels_per_s"], 3) for t in row.pop("total_s_runs")]
-    rows.append(row)
     print("end-to-end", row, flush=True)
     devices.release(device)
-    return rows
+    return [row]
 
 
 def _training_data() -> tuple[np.ndarray, np.ndarray]:
