@@ -32,8 +32,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
-from napari_unet.predict import job_size
-from napari_unet.tiling import TileGeometry, plan_axis
+from napari_unet.models.geometry import TileGeometry
+from napari_unet.predict.job_size import job_size
+from napari_unet.predict.tiling import plan_axis
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -9,7 +9,7 @@ import numpy as np
 import tifffile
 from skimage import io
 
-from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
 
 #: The benchmark data; NAPARI_UNET_BENCH_DATA points elsewhere (a copy carried to a GPU machine, say).
 DATA = Path(os.environ.get("NAPARI_UNET_BENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))

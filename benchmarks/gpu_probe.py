@@ -34,8 +34,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
-from napari_unet import device as devices
-from napari_unet.losses import weighted_cross_entropy
+from napari_unet import devices
+from napari_unet.train.losses import weighted_cross_entropy
 from speed import _training_data, end_to_end, mosaic, network_rate, training_rate
 
 OUT = Path(os.environ.get("OUT", "/tmp/probe"))
@@ -102,7 +102,7 @@ def train_trace(device: torch.device) -> dict:
 def network_fused(device: torch.device) -> dict:
     """The fused network alone at the 8192 job's tile and batch (1836, 4): the defaults (twice, for the
     spread), the first layer as a convolution, torch's pooling kernel; eager beside them."""
-    from napari_unet import fused
+    from napari_unet.models import fused_inference as fused
 
     model = nu.new_model("paper", ["nucleus"], seed=0)
     rows = {"eager": network_rate(model.net, model.config, device, 1836, 4, "bf16", True, 1.5)["tflops"]}
@@ -120,7 +120,7 @@ def network_burst(model: nu.Model, device: torch.device, tile: int, tiles: int, 
     """Seconds the fused network alone takes for ``tiles`` tiles in batches of ``batch`` (the last one
     smaller), from idle to idle: the network's share of one end-to-end run, with its clocks and its
     last, smaller batch."""
-    from napari_unet.fused import FusedUNet
+    from napari_unet.models.fused_inference import FusedUNet
 
     with torch.inference_mode():
         net = FusedUNet(model.net, dtype=torch.bfloat16, device=device)
@@ -189,9 +189,9 @@ def blockwise(device: torch.device) -> dict:
     import dask
     import zarr
 
-    from napari_unet.blockwise import BlockConfig
-    from napari_unet.blockwise_zarr import iter_segment_zarr
-    from napari_unet.starting import load_starting_model
+    from napari_unet.blockwise.config import BlockConfig
+    from napari_unet.blockwise.zarr_output import iter_segment_zarr
+    from napari_unet.models.starting import load_starting_model
 
     model = load_starting_model()
     image = mosaic(8192)

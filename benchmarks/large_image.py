@@ -42,8 +42,8 @@ def child(mode: str, image: Path, out: Path, device: str, block: int) -> dict:
     import zarr
 
     import napari_unet as nu
-    from napari_unet.lazy_io import open_lazy, store_zarr
-    from napari_unet.scaleout import segment_to_zarr
+    from napari_unet.batch import segment_to_zarr
+    from napari_unet.images.lazy import open_lazy, store_zarr
 
     model = nu.load_starting_model()
     config = nu.PredictConfig(device=device)
@@ -69,7 +69,7 @@ def child(mode: str, image: Path, out: Path, device: str, block: int) -> dict:
     seconds = time.perf_counter() - start
     row = {"mode": mode, "seconds": round(seconds, 1), "peak_rss_gib": round((peak_rss() - baseline) / 2**30, 3)}
     if mode == "in_memory":  # what the product's check before segmenting in memory expects
-        from napari_unet.host_memory import segmentation_bytes
+        from napari_unet.predict.host_memory import segmentation_bytes
 
         meta = zarr.open_array(str(image))
         estimate = segmentation_bytes(meta.size, 1, meta.dtype.itemsize, model.n_classes, objects=True, loaded=False)
@@ -81,7 +81,7 @@ def write_mosaic(path: Path, side: int) -> None:
     """A side x side synthetic nuclei mosaic of 1024 x 1024 tiles (different seeds) as a zarr array."""
     import zarr
 
-    from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+    from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
 
     target = zarr.open_array(str(path), mode="w", shape=(side, side), chunks=(1024, 1024), dtype=np.uint16)
     tiles = [synthetic_nuclei(SyntheticConfig(shape=(1024, 1024)), seed=s)[0] for s in range(4)]
@@ -141,7 +141,7 @@ def main() -> None:
         mode, image, out = args.child
         print(json.dumps(child(mode, Path(image), Path(out), args.device, args.block)))
         return
-    from napari_unet.device import describe, select_device
+    from napari_unet.devices import describe, select_device
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

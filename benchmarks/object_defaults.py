@@ -20,9 +20,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
-from napari_unet.metrics import object_scores
-from napari_unet.objects import THRESHOLD_OUTLINED, THRESHOLD_SCRIBBLED, ObjectConfig, classes_to_objects
-from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
+from napari_unet.objects.config import THRESHOLD_OUTLINED, THRESHOLD_SCRIBBLED, ObjectConfig
+from napari_unet.objects.instances import classes_to_objects
+from napari_unet.objects.metrics import object_scores
 from protocols import full_objects, scribbles
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -32,11 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets
 import napari_unet as nu
 from anchors import RandomForestAnchor, distance_watershed, otsu_watershed
-from napari_unet.annotation import instances_to_annotation
-from napari_unet.device import describe, select_device
-from napari_unet.metrics import foreground_iou, object_scores
-from napari_unet.object_calibration import object_config_for
-from napari_unet.objects import classes_to_objects, probabilities_to_classes
+from napari_unet.devices import describe, select_device
+from napari_unet.objects.classes import probabilities_to_classes
+from napari_unet.objects.instances import classes_to_objects
+from napari_unet.objects.metrics import foreground_iou, object_scores
+from napari_unet.predict.object_thresholds import object_config_for
+from napari_unet.train.annotations import instances_to_annotation
 from protocols import full_objects, isbi_scribbles, scribbles
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,7 +50,7 @@ def train_unet(images, annotations, args, steps: int, preset: str | None = None,
     n_classes = max(int(a.max()) for a in annotations)
     names = ["object"] + [f"class{v}" for v in range(3, n_classes + 1)]
     if getattr(args, "init", None) == "starting" and n_classes == 2 and padding == "valid":
-        from napari_unet.starting import load_starting_model
+        from napari_unet.models.starting import load_starting_model
 
         model = load_starting_model()  # fine-tuned at the gentle default rate for trained models
     else:
@@ -301,7 +302,7 @@ def learning_curve(model: nu.Model, image, truth, annotation, args, steps: int, 
 
 def case_starting_model(args) -> list[dict]:
     """Zero-shot quality of the shipped starting model on DSB2018, and fine-tuning from it vs from scratch."""
-    from napari_unet.starting import load_starting_model
+    from napari_unet.models.starting import load_starting_model
 
     image, truth = datasets.dsb2018()
     annotation = scribbles(truth, n_objects=10, n_background=10, seed=args.seed)

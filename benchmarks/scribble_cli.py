@@ -27,8 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets
 from anchors import otsu_watershed
-from napari_unet.device import describe, select_device
-from napari_unet.metrics import foreground_iou, object_scores
+from napari_unet.devices import describe, select_device
+from napari_unet.objects.metrics import foreground_iou, object_scores
 from protocols import scribbles
 
 ROOT = Path(__file__).resolve().parents[1]

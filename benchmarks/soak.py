@@ -26,9 +26,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
-from napari_unet.device import describe, select_device
-from napari_unet.preview import Preview, with_previews
-from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+from napari_unet.devices import describe, select_device
+from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
+from napari_unet.train.preview import Preview, with_previews
 from protocols import scribbles
 
 RESULTS = Path(__file__).resolve().parent / "results"

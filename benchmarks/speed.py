@@ -35,16 +35,17 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import napari_unet as nu
-from napari_unet import device as devices
-from napari_unet.fused import FusedUNet
-from napari_unet.model import UNet
-from napari_unet.object_calibration import object_config_for
-from napari_unet.objects import classes_to_objects
-from napari_unet.predict import fuses, job_size, keep_on_device
-from napari_unet.preview import Preview, with_previews
-from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
-from napari_unet.tiling import TileGeometry, plan_axis
-from napari_unet.trainer import patch_geometry
+from napari_unet import devices
+from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
+from napari_unet.models.fused_inference import FusedUNet
+from napari_unet.models.geometry import TileGeometry
+from napari_unet.models.unet import UNet
+from napari_unet.objects.instances import classes_to_objects
+from napari_unet.predict.job_size import fuses, job_size, keep_on_device
+from napari_unet.predict.object_thresholds import object_config_for
+from napari_unet.predict.tiling import plan_axis
+from napari_unet.train.patches import patch_geometry
+from napari_unet.train.preview import Preview, with_previews
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -538,7 +539,7 @@ def main() -> None:
         save()
     if "end_to_end" in args.sections:
         rows = end_to_end_section(model, device, args.quick, f"{preset} (random weights)", objects=not gpu)
-        from napari_unet.starting import starting_model_path
+        from napari_unet.models.starting import starting_model_path
 
         if starting_model_path() is not None:
             starting = nu.starting.load_starting_model()

@@ -2,7 +2,7 @@
 
     python scripts/train_starting_model.py [--device auto] [--minutes 3.5] [--pool 600]
 
-Generates a pool of varied synthetic images (napari_unet.synthetic.random_config: small to large nuclei,
+Generates a pool of varied synthetic images (napari_unet.images.synthetic.random_config: small to large nuclei,
 confluent cells, both contrast polarities, blur, noise, uneven light, debris), annotates them fully with
 background gaps between touching objects (so the border weights teach separation), trains the light
 preset, scores it on held-out synthetic images, and writes the model with float16 weights to
@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 import napari_unet as nu
-from napari_unet.annotation import instances_to_annotation
-from napari_unet.metrics import object_scores
-from napari_unet.synthetic import random_config, synthetic_nuclei
+from napari_unet.images.synthetic import random_config, synthetic_nuclei
+from napari_unet.objects.metrics import object_scores
+from napari_unet.train.annotations import instances_to_annotation
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "src" / "napari_unet" / "models" / "nuclei.pt"

@@ -7,9 +7,17 @@ import pytest
 import torch
 
 from napari_unet import new_model
-from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+#: How closely float32 probabilities of two computations that should agree (blocks or tiles and the whole
+#: image, the device path and the host path) are compared. The convolutions differ only in how they sum:
+#: oneDNN picks its kernels by tensor shape and by the CPU's instruction set, so results differ in the last
+#: bits from one tiling or CPU to another (relative differences of 8e-8 were seen, on a few values in
+#: 250,000). A misplaced tile or a wrong context is off by orders of magnitude more. Classes and objects
+#: are compared exactly.
+FLOAT32_AGREE = {"rtol": 1e-5, "atol": 1e-6}
 
 
 @pytest.fixture
@@ -41,7 +49,7 @@ def scribbled(nuclei):
 @pytest.fixture
 def gpu_nearly_full():
     """Fill the GPU but for 3 GiB (what a second program or napari itself might hold); yields the rest."""
-    from napari_unet import device as devices
+    from napari_unet import devices
 
     device = torch.device("cuda")
     devices.release(device)  # earlier jobs' cache, cuBLAS's workspaces too, out of the count

@@ -1,8 +1,7 @@
 import numpy as np
 import tifffile
 
-from napari_unet import PredictConfig, drain
-from napari_unet import device as devices
+from napari_unet import PredictConfig, devices, drain
 from napari_unet.batch import segment_files
 
 
@@ -33,7 +32,8 @@ def test_many_files_release_nothing_when_asked_not_to(tiny_model, tmp_path, monk
 def test_zarr_images_and_tiffs_too_large_go_block_by_block_the_rest_to_tiffs(tiny_model, tmp_path, monkeypatch):
     import zarr
 
-    from napari_unet import BlockConfig, batch, segment
+    from napari_unet import BlockConfig, segment
+    from napari_unet.predict import host_memory
 
     pictures = {name: np.random.default_rng(i).integers(0, 1000, (90, 110), np.uint16) for i, name in enumerate("abc")}
     tifffile.imwrite(tmp_path / "small.tif", pictures["a"])
@@ -41,9 +41,9 @@ def test_zarr_images_and_tiffs_too_large_go_block_by_block_the_rest_to_tiffs(tin
     zarr.open_array(str(tmp_path / "slide.zarr"), mode="w", shape=(90, 110), chunks=(50, 50), dtype="u2")[:] = pictures[
         "c"
     ]
-    real = batch.tiff_too_large
+    real = host_memory.tiff_too_large
     monkeypatch.setattr(  # as if only big.tif were too large for this machine's memory
-        batch,
+        host_memory,
         "tiff_too_large",
         lambda path, *args: (
             "segmenting this 90 x 110 image in memory needs a lot: ..." if path.name == "big.tif" else real(path, *args)

@@ -8,7 +8,7 @@ import tifffile
 
 from napari_unet import load_model, new_model, save_model
 from napari_unet.cli import main
-from napari_unet.starting import load_starting_model
+from napari_unet.models.starting import load_starting_model
 
 
 @pytest.fixture
@@ -188,7 +188,7 @@ def test_predict_with_test_time_augmentation(files, model_file):
 
 @pytest.mark.parametrize("fmt", ["tif", "zarr"])
 def test_packed_cells_fill_the_objects_image(tmp_path, fmt):
-    from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+    from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
 
     image = synthetic_nuclei(SyntheticConfig(shape=(200, 200)), seed=1)[0]
     tifffile.imwrite(tmp_path / "cells.tif", image)
@@ -258,7 +258,7 @@ def test_train_passes_compile_on_and_refuses_an_unknown_mode(files, capsys, monk
 
 
 def test_an_image_too_large_for_memory_is_one_line_that_names_the_zarr_route(files, model_file, capsys, monkeypatch):
-    from napari_unet import host_memory
+    from napari_unet.predict import host_memory
 
     monkeypatch.setattr(host_memory, "available_bytes", lambda: 10**6)
     out = files / "o"
@@ -271,7 +271,7 @@ def test_an_image_too_large_for_memory_is_one_line_that_names_the_zarr_route(fil
 def test_a_tiff_too_large_for_memory_goes_block_by_block_into_zarr_by_default(files, model_file, capsys, monkeypatch):
     import zarr
 
-    from napari_unet import host_memory
+    from napari_unet.predict import host_memory
 
     # 0.2 GB: less than the whole 128 x 128 image with its object mosaics needs, more than its one block
     monkeypatch.setattr(host_memory, "available_bytes", lambda: 2 * 10**8)

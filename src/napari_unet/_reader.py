@@ -13,7 +13,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from .lazy_io import ZARR_MARKERS
+from napari_unet.images.lazy import ZARR_MARKERS
 
 #: Metadata key of a layer whose data is read from a zarr folder written block by block.
 ZARR_KEY = "napari_unet_zarr"

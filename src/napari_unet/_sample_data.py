@@ -7,7 +7,7 @@ from typing import Any
 
 import tifffile
 
-from .synthetic import SyntheticConfig, synthetic_nuclei
+from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
 
 LayerData = tuple[Any, dict[str, Any], str]
 

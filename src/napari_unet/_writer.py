@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import write_labels
+from napari_unet.images.files import write_labels
 
 
 def write_labels_tiff(path: str, data: Any, meta: dict) -> list[str]:

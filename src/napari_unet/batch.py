@@ -8,16 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import device as devices
-from .blockwise import BlockConfig
-from .blockwise_zarr import iter_segment_zarr
-from .bundle import Model
-from .errors import InputError
-from .host_memory import tiff_too_large
-from .io import IMAGE_SUFFIXES, read_image, write_labels, write_probabilities
-from .lazy_io import is_zarr, open_lazy
-from .predict import PredictConfig, iter_segment
-from .tiling import TileProgress
+from napari_unet import devices
+from napari_unet.blockwise.config import BlockConfig
+from napari_unet.blockwise.route import IN_MEMORY, Route, route_for_file
+from napari_unet.blockwise.zarr_output import iter_segment_zarr
+from napari_unet.errors import InputError
+from napari_unet.images.files import IMAGE_SUFFIXES, read_image, write_labels, write_probabilities
+from napari_unet.images.lazy import is_zarr, open_lazy
+from napari_unet.models.model import Model
+from napari_unet.predict.config import PredictConfig
+from napari_unet.predict.segment import iter_segment
+from napari_unet.progress import TileProgress
 
 
 @dataclass(frozen=True)
@@ -118,18 +119,6 @@ def prepare_outputs(
     return outputs
 
 
-def blockwise_reason(path: Path, model: Model, objects: bool, channel_axis: int | None = None) -> str:
-    """Why ``path`` is segmented block by block into zarr rather than read whole, or "" if it is not.
-
-    Zarr images stay zarr (they are chunked for that, and often large); a TIFF goes block by block when
-    its header says it would not fit in memory here (:func:`napari_unet.host_memory.tiff_too_large`).
-    """
-    if is_zarr(path):
-        return "a zarr image: segmenting it block by block into zarr"
-    reason = tiff_too_large(path, model.in_channels, model.n_classes, objects, channel_axis)
-    return f"{reason.split(':')[0]}; writing zarr block by block instead" if reason else ""
-
-
 def _read_whole(path: Path):
     """An image file read whole into memory (a zarr image too)."""
     if is_zarr(path):
@@ -154,29 +143,28 @@ def segment_files(
 
     Every output is checked before any work starts (existing files need ``overwrite``), and each file is
     written atomically, so a failure or a stop leaves only whole files. With ``blocks``, zarr images and
-    TIFFs too large for memory here (:func:`blockwise_reason`) are segmented block by block into
-    ``<stem>_<kind>.zarr`` instead (:func:`napari_unet.blockwise_zarr.iter_segment_zarr`), the reason
-    given as the ``note`` of their first record; without, every image is read whole (and one too large
+    TIFFs too large for memory here (:func:`napari_unet.blockwise.route.route_for_file`) are segmented block
+    by block into ``<stem>_<kind>.zarr`` instead (:func:`napari_unet.blockwise.zarr_output.iter_segment_zarr`),
+    the reason given as the ``note`` of their first record; without, every image is read whole (and one too large
     is refused by the memory check before it is segmented). With ``every_image_blockwise`` (``blocks``
     then defaults to :class:`BlockConfig`), every image goes block by block into zarr, its blocks on the
     workers of a ``dask.distributed`` ``client`` if one is given, else on threads here.
     """
     if every_image_blockwise:
         blocks = blocks or BlockConfig()
-        reasons = [""] * len(images)
+        routes = [Route(True)] * len(images)
     else:
-        reasons = [blockwise_reason(path, model, objects, channel_axis) if blocks else "" for path in images]
-    blockwise = [every_image_blockwise or bool(reason) for reason in reasons]
-    suffixes = [".zarr" if to_zarr else ".tif" for to_zarr in blockwise]
+        routes = [route_for_file(path, model, objects, channel_axis) if blocks else IN_MEMORY for path in images]
+    suffixes = [".zarr" if route.blockwise else ".tif" for route in routes]
     outputs = prepare_outputs(images, folder, objects, probabilities, overwrite, suffixes)
     total = len(images)
     config = config or PredictConfig()
     each = replace(config, release_memory=False)
     # the GPU memory cached for one image serves the next; given back after the last (if asked)
     with devices.released(devices.select_device(config.device), config.release_memory):
-        for done, (path, out, reason, to_zarr) in enumerate(zip(images, outputs, reasons, blockwise, strict=True)):
-            if to_zarr:
-                yield BatchProgress(done, total, path.name, note=reason)
+        for done, (path, out, route) in enumerate(zip(images, outputs, routes, strict=True)):
+            if route.blockwise:
+                yield BatchProgress(done, total, path.name, note=route.reason)
                 image, found_axis = open_lazy(path)
                 axis = channel_axis if channel_axis is not None else found_axis
                 for tile in iter_segment_zarr(model, image, out, each, axis, blocks, overwrite, client):
@@ -199,3 +187,31 @@ def segment_files(
                 write_probabilities(out["probabilities"], result.probabilities, overwrite=overwrite)
             yield BatchProgress(done + 1, total, path.name)
     return outputs
+
+
+def segment_to_zarr(
+    model: Model,
+    images: Sequence[Path],
+    folder: Path,
+    objects: bool = True,
+    probabilities: bool = False,
+    overwrite: bool = False,
+    config: PredictConfig | None = None,
+    channel_axis: int | None = None,
+    blocks: BlockConfig = BlockConfig(),
+    client: object | None = None,
+) -> Generator[BatchProgress, None, list[dict[str, Path]]]:
+    """Segment images (zarr, OME-Zarr, TIFF; read lazily) block by block into zarr arrays in ``folder``.
+
+    Writes ``<stem>_segmentation.zarr`` (classes), and optionally ``<stem>_objects.zarr`` and
+    ``<stem>_probabilities.zarr``, each chunked like the blocks
+    (:func:`napari_unet.blockwise.zarr_output.iter_segment_zarr`). Memory stays bounded by a few blocks per
+    thread; with a ``dask.distributed`` ``client`` the blocks run on its workers, else on threads here.
+    Every output is checked before any work starts, and each is moved into place only once complete;
+    closing the generator stops after the blocks being computed. This is
+    :func:`napari_unet.batch.segment_files` with every image block by block.
+    """
+    job = segment_files(
+        model, images, folder, objects, probabilities, overwrite, config, channel_axis, blocks, True, client
+    )
+    return (yield from job)

@@ -15,21 +15,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import __version__
-from .batch import expand_images, segment_files
-from .blockwise import BlockConfig
-from .blockwise_zarr import MERGING_OBJECTS
-from .bundle import new_model
-from .device import select_device
-from .errors import InputError, NapariUNetError
-from .io import read_image, save_model
-from .model import PRESETS, preset_for_device
-from .objects import OBJECT_SHAPES, ObjectConfig
-from .predict import FINDING_OBJECTS, PredictConfig
-from .scaleout import dask_client
-from .starting import resolve_model
-from .train import TrainConfig, fit, prepare
-from .train_config import COMPILE_MODES
+from napari_unet._version import __version__
+from napari_unet.batch import expand_images, segment_files
+from napari_unet.blockwise.cluster import dask_client
+from napari_unet.blockwise.config import BlockConfig
+from napari_unet.blockwise.zarr_output import MERGING_OBJECTS
+from napari_unet.devices import DEVICES, select_device
+from napari_unet.errors import InputError, NapariUNetError
+from napari_unet.images.files import read_image
+from napari_unet.models.choice import NEW, model_for_training, resolve_model
+from napari_unet.models.files import save_model
+from napari_unet.models.unet import PRESETS, preset_for_device
+from napari_unet.objects.config import OBJECT_SHAPES, ObjectConfig
+from napari_unet.predict.config import PredictConfig
+from napari_unet.predict.segment import FINDING_OBJECTS
+from napari_unet.train.config import COMPILE_MODES, LEARNING_RATE_FINE_TUNE, LEARNING_RATE_NEW, TrainConfig
+from napari_unet.train.fit import fit, prepare
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -74,12 +75,16 @@ def run_train(args: argparse.Namespace) -> int:
     label_paths = pair_annotations(image_paths, expand_images(args.labels), args.labels)
     images = [read_image(p) for p in image_paths]
     annotations = [read_image(p) for p in label_paths]
-    if args.init:
-        model = resolve_model(args.init)
-    else:
-        in_channels = 1 if args.channel_axis is None else int(images[0].shape[args.channel_axis])
-        preset_name = args.preset if args.preset != "auto" else preset_for_device(select_device(args.device).type)
-        model = new_model(preset_name, class_names_for(annotations, args.classes), in_channels, seed=args.seed)
+    in_channels = 1 if args.channel_axis is None else int(images[0].shape[args.channel_axis])
+    source = args.init or (NEW if args.preset == "auto" else f"{NEW}: {args.preset}")
+    top_class = max((int(a.max()) for a in annotations if a.size), default=0)
+    device_type = select_device(args.device).type
+    chosen = model_for_training(
+        source, None, class_names_for(annotations, args.classes), in_channels, top_class, device_type, args.seed
+    )
+    model = chosen.model
+    if chosen.note:
+        print(f"napari-unet: {chosen.note}", file=sys.stderr)
     if args.object_shape:
         model.object_shape = args.object_shape
     config = TrainConfig(
@@ -130,7 +135,7 @@ def wants_zarr(args: argparse.Namespace) -> bool:
     """Whether every image goes block by block into zarr: when asked for, or to run on a dask cluster.
 
     Otherwise (``--format auto``) zarr images and TIFFs too large for memory go to zarr one by one
-    (:func:`napari_unet.batch.blockwise_reason`, said on stderr) and the rest to TIFFs.
+    (:func:`napari_unet.blockwise.route.route_for_file`, said on stderr) and the rest to TIFFs.
     """
     return args.format == "zarr" or (args.format == "auto" and bool(args.scheduler or args.workers))
 
@@ -207,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="napari-unet", description="Train and use U-Nets on microscopy images.")
     parser.add_argument("--version", action="version", version=f"napari-unet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    devices = ["auto", "cpu", "cuda", "mps"]
+    devices, train_defaults, predict_defaults = list(DEVICES), TrainConfig(), PredictConfig()
     shapes_help = "; ".join(f"{name}: {description}" for name, (description, _) in OBJECT_SHAPES.items())
 
     train = sub.add_parser("train", help="train a U-Net from images and sparse annotations")
@@ -220,20 +225,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", required=True, help="model file to write")
     train.add_argument("--init", help="model file to fine-tune from ('starting': the shipped nuclei model)")
-    train.add_argument("--steps", type=int, default=None, help="training steps (default 1000 without --minutes)")
+    train.add_argument(
+        "--steps", type=int, default=None, help=f"training steps (default {train_defaults.steps} without --minutes)"
+    )
     train.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
-    train.add_argument("--preset", default="auto", choices=["auto", *PRESETS], help="architecture of a new model")
+    train.add_argument(
+        "--preset",
+        default="auto",
+        choices=["auto", *PRESETS],
+        help=f"architecture of a new model (auto: {preset_for_device('cpu')} on a CPU, "
+        f"{preset_for_device('cuda')} on a GPU)",
+    )
     train.add_argument("--classes", help="comma-separated object class names (values 2, 3, ...)")
     train.add_argument(
-        "--learning-rate", type=float, default=None, help="peak learning rate (default: 3e-3 new, 1e-4 with --init)"
+        "--learning-rate",
+        type=float,
+        default=None,
+        help=f"peak learning rate (default: {LEARNING_RATE_NEW:g} new, {LEARNING_RATE_FINE_TUNE:g} with --init)",
     )
-    train.add_argument("--device", default="auto", choices=devices)
+    train.add_argument("--device", default=train_defaults.device, choices=devices)
     train.add_argument(
         "--compile",
-        default="off",
+        default=train_defaults.compile,
         choices=list(COMPILE_MODES),
         help="torch.compile the training steps: tens of seconds at the start, then faster steps on a GPU "
-        "(worth it for runs of several minutes); reduce-overhead also uses CUDA graphs (default: off)",
+        f"(worth it for runs of several minutes); reduce-overhead also uses CUDA graphs (default: "
+        f"{train_defaults.compile})",
     )
     train.add_argument(
         "--object-shape",
@@ -241,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(OBJECT_SHAPES),
         help=f"what the objects are, saved with the model for predict ({shapes_help}; default: --init's, or round)",
     )
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=train_defaults.seed, help="seed of sampling and augmentation")
     train.add_argument("--channel-axis", type=int, default=None, help="channel axis of multichannel images")
     train.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     train.set_defaults(func=run_train)
@@ -258,9 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"{shapes_help}; default: the model's (napari-unet info shows it)",
     )
     predict.add_argument("--probabilities", action="store_true", help="also write class probabilities")
-    predict.add_argument("--tile", type=int, default=0, help="largest input tile side (default: from memory)")
-    predict.add_argument("--batch-size", type=int, default=0, help="tiles per batch (default: from device)")
-    predict.add_argument("--device", default="auto", choices=devices)
+    predict.add_argument(
+        "--tile", type=int, default=predict_defaults.tile, help="largest input tile side (default: from memory)"
+    )
+    predict.add_argument(
+        "--batch-size", type=int, default=predict_defaults.batch_size, help="tiles per batch (default: from device)"
+    )
+    predict.add_argument("--device", default=predict_defaults.device, choices=devices)
     predict.add_argument(
         "--tta", action="store_true", help="average the 8 rotations and flips of every tile (8x slower, smoother)"
     )

@@ -1,11 +1,21 @@
-"""Helpers for long-running work written as generators that yield progress records and return a result."""
+"""Long-running work as generators that yield progress records and return a result: the shared record and driver."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TileProgress:
+    """Progress record of a tiled prediction (``message`` says when something had to change)."""
+
+    done: int
+    total: int
+    message: str = ""
 
 
 def drain(job: Generator[Any, Any, R], on_progress: Callable[[Any], None] | None = None) -> R:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
 
 FAST = {"batch_size": 2, "patch_size": 60, "validate_every": 1000}
 

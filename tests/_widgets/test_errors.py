@@ -105,7 +105,7 @@ def test_broken_model_file(plugin, messages, tmp_path):
 
 def test_segment_without_any_model(plugin, messages, monkeypatch):
     _, w = plugin
-    monkeypatch.setattr("napari_unet._widgets.segment.starting_model_path", lambda: None)
+    monkeypatch.setattr("napari_unet.models.choice.starting_model_path", lambda: None)
     assert w["Segment"].segment() is None
     assert "there is no model yet" in _texts(messages, "warning")
 

@@ -39,7 +39,7 @@ def test_the_object_shape_is_only_offered_with_objects(plugin):
 
 def test_the_model_remembers_the_object_shape(plugin, qtbot):
     from napari_unet._widgets._session import set_model
-    from napari_unet.starting import load_starting_model
+    from napari_unet.models.starting import load_starting_model
 
     viewer, w = plugin
     segment = w["Segment"]
@@ -82,7 +82,7 @@ def test_the_status_says_when_the_tiles_are_done_and_the_objects_start(plugin, q
 def test_stop_while_the_objects_are_made_writes_nothing(plugin, qtbot, monkeypatch):
     import threading
 
-    from napari_unet import predict
+    from napari_unet.predict import segment as predict
 
     viewer, w = plugin
     segment = w["Segment"]
@@ -109,8 +109,7 @@ def test_stop_while_the_objects_are_made_writes_nothing(plugin, qtbot, monkeypat
 def test_an_image_too_large_even_block_by_block_is_refused_before_it_is_read(plugin, messages, monkeypatch):
     import dask.array as da
 
-    from napari_unet import host_memory
-    from napari_unet._widgets import segment as segment_module
+    from napari_unet.predict import host_memory
 
     viewer, w = plugin
     reads = []
@@ -123,7 +122,6 @@ def test_an_image_too_large_even_block_by_block_is_refused_before_it_is_read(plu
     segment = w["Segment"]
     segment.image_picker.value = viewer.layers["slide"]
     monkeypatch.setattr(host_memory, "available_bytes", lambda: 10**6)
-    monkeypatch.setattr(segment_module, "available_bytes", lambda: 10**6)
     before = len(reads)  # napari drew the layer from some blocks; segment() runs no event loop
     assert segment.segment() is None
     assert len(reads) == before  # refused before np.asarray read the image
@@ -132,11 +130,14 @@ def test_an_image_too_large_even_block_by_block_is_refused_before_it_is_read(plu
 
 
 def too_large_for_memory(monkeypatch) -> None:
-    """Every image is too large to segment in memory; block by block it fits (free memory unknown)."""
-    from napari_unet._widgets import segment as segment_module
+    """The core decides that every image is too large to segment in memory and goes block by block.
 
-    monkeypatch.setattr(segment_module, "shortfall", lambda *args, **kwargs: (3 * 2**30, 2**30))
-    monkeypatch.setattr(segment_module, "available_bytes", lambda: None)
+    (How it decides is tested in tests/blockwise/test_route.py; the widget only asks.)
+    """
+    from napari_unet.blockwise.route import Route
+
+    reason = "segmenting this image in memory needs about 3.0 GiB and 1.0 GiB is free"
+    monkeypatch.setattr("napari_unet._widgets.segment.route_for_array", lambda *args, **kwargs: Route(True, reason))
 
 
 def test_an_image_too_large_for_memory_is_segmented_block_by_block_into_zarr(
@@ -147,9 +148,8 @@ def test_an_image_too_large_for_memory_is_segmented_block_by_block_into_zarr(
     from napari_unet import PredictConfig, segment
     from napari_unet._reader import ZARR_KEY
     from napari_unet._widgets.segment import uncertainty
-    from napari_unet.starting import load_starting_model
-
-    from ..test_blockwise import same_partition
+    from napari_unet.models.starting import load_starting_model
+    from tests.blockwise.test_blocks import same_partition
 
     viewer, w = plugin
     pixels = np.tile(viewer.layers["cells"].data, (2, 3))[:200, :300]
@@ -187,9 +187,9 @@ def test_an_image_too_large_for_memory_is_segmented_block_by_block_into_zarr(
     assert w["Correct and retrain"].apply_corrections() == 0
     assert messages[-1][0] == "warning" and "annotation layer" in messages[-1][1]
 
-    from napari_unet._widgets import segment as segment_module
+    from napari_unet.blockwise.route import IN_MEMORY
 
-    monkeypatch.setattr(segment_module, "shortfall", lambda *args, **kwargs: None)  # now it fits in memory
+    monkeypatch.setattr("napari_unet._widgets.segment.route_for_array", lambda *args, **kwargs: IN_MEMORY)  # it fits
     wait_for(qtbot, seg_widget.segment())
     for name in ("big slide segmentation", "big slide objects", "big slide uncertainty"):
         layer = viewer.layers[name]
@@ -243,7 +243,7 @@ def test_stop_while_the_block_by_block_result_is_finished_writes_nothing(plugin,
     import threading
 
     from napari_unet._widgets import segment as segment_module
-    from napari_unet.blockwise_zarr import MERGING_OBJECTS
+    from napari_unet.blockwise.zarr_output import MERGING_OBJECTS
 
     viewer, w = plugin
     segment = w["Segment"]
@@ -274,7 +274,7 @@ def test_a_stack_too_large_for_memory_is_segmented_plane_by_plane_into_zarr(plug
     import dask.array as da
 
     from napari_unet import PredictConfig, segment
-    from napari_unet.starting import load_starting_model
+    from napari_unet.models.starting import load_starting_model
 
     viewer, w = plugin
     cells = viewer.layers["cells"].data

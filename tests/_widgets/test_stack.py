@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from napari_unet.synthetic import SyntheticConfig, synthetic_nuclei
+from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
 
 from .conftest import FAST, scribbles_for, wait_for
 

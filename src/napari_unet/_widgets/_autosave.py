@@ -7,8 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from ..bundle import Model
-from ..io import save_model
+from napari_unet.models.files import save_model
+from napari_unet.models.model import Model
 
 #: Environment variable naming the autosave folder (default ``~/.napari-unet/autosave``).
 AUTOSAVE_ENV = "NAPARI_UNET_AUTOSAVE"

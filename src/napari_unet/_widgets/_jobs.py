@@ -13,7 +13,7 @@ from napari.qt.threading import GeneratorWorker, create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject
 
-from ..errors import NapariUNetError
+from napari_unet.errors import NapariUNetError
 
 
 class JobError(Exception):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-from ..bundle import Model
+from napari_unet.models.model import Model
 
 
 @dataclass

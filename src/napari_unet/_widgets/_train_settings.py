@@ -14,9 +14,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import device as devices
-from ..augment import AugmentConfig
-from ..train_config import TrainConfig
+from napari_unet import devices
+from napari_unet.train.augment import AugmentConfig
+from napari_unet.train.config import TrainConfig
+
 from ._forms import ConfigForm, replace_fields
 
 ADVANCED_FIELDS = {

@@ -19,7 +19,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..annotation import instances_to_annotation
+from napari_unet.train.annotations import instances_to_annotation
+
 from ._base import PluginWidget
 from ._jobs import notify
 from ._layers import (

@@ -8,7 +8,8 @@ import numpy as np
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QPushButton, QWidget
 
-from ..annotation import corrections_from_classes, corrections_from_objects, merge
+from napari_unet.train.annotations import corrections_from_classes, corrections_from_objects, merge
+
 from ._base import PluginWidget
 from ._jobs import notify
 from ._layers import CLASSES_KEY, class_colormap, classes_of, default_classes, find_layer, output_name

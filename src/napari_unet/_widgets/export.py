@@ -10,10 +10,11 @@ from magicgui.widgets import FileEdit
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QCheckBox, QPushButton, QWidget
 
-from ..batch import BatchProgress, expand_images, segment_files
-from ..blockwise import BlockConfig
-from ..errors import InputError
-from ..io import write_labels
+from napari_unet.batch import BatchProgress, expand_images, segment_files
+from napari_unet.blockwise.config import BlockConfig
+from napari_unet.errors import InputError
+from napari_unet.images.files import write_labels
+
 from ._base import PluginWidget
 from ._jobs import BackgroundJob, Stopped, notify, notify_error
 from ._layers import find_layer, output_name

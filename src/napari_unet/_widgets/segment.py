@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from functools import partial
 from pathlib import Path
@@ -13,16 +12,19 @@ from magicgui.widgets import FileEdit
 from napari.layers import Image, Labels
 from qtpy.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
 
+from napari_unet.blockwise.config import BlockConfig
+from napari_unet.blockwise.route import route_for_array
+from napari_unet.blockwise.zarr_output import fresh_outputs, iter_segment_zarr
+from napari_unet.errors import InputError, NapariUNetError
+from napari_unet.images.axes import crop, infer_layout
+from napari_unet.models.choice import model_for_segmenting
+from napari_unet.models.model import Model
+from napari_unet.objects.config import OBJECT_SHAPES, ObjectConfig
+from napari_unet.predict.config import PredictConfig, Segmentation
+from napari_unet.predict.segment import iter_segment
+from napari_unet.progress import TileProgress
+
 from .._reader import read_levels, uncertainty_levels
-from ..blockwise import BlockConfig
-from ..blockwise_zarr import fresh_outputs, iter_segment_zarr
-from ..errors import InputError
-from ..host_memory import GIB, available_bytes, blockwise_bytes, describe_shortfall, shortfall
-from ..layout import crop, infer_layout
-from ..objects import OBJECT_SHAPES, ObjectConfig
-from ..predict import PredictConfig, Segmentation, iter_segment
-from ..starting import load_starting_model, starting_model_path
-from ..tiling import TileProgress
 from ._base import PluginWidget
 from ._jobs import BackgroundJob, Stopped, notify, notify_error
 from ._layers import (
@@ -108,6 +110,14 @@ class SegmentWidget(PluginWidget):
         if index >= 0:
             self.object_shape.setCurrentIndex(index)
 
+    def _starting_model(self, object_shape: str) -> Model:
+        """The model the core chooses when none was trained or loaded (the starting model), made current."""
+        chosen = model_for_segmenting(None)
+        chosen.model.object_shape = object_shape  # the shape chosen before there was a model
+        set_model(self.viewer, chosen.model, chosen.label)
+        notify(chosen.note)
+        return chosen.model
+
     def _training_changed(self, running: bool) -> None:
         self._training = running
 
@@ -122,21 +132,9 @@ class SegmentWidget(PluginWidget):
 
     def segment(self) -> BackgroundJob | None:
         """Segment in the background; the results replace the previous ones of this image."""
-        image, model = self.image_picker.value, self.session.model
+        image, model, object_shape = self.image_picker.value, self.session.model, self.object_shape.currentData()
         if image is None:
             notify("open an image to segment", warning=True)
-            return None
-        object_shape = self.object_shape.currentData()
-        if model is None and starting_model_path() is not None:
-            model = load_starting_model()
-            model.object_shape = object_shape  # the shape chosen before there was a model
-            set_model(self.viewer, model, "starting model")
-            notify(
-                "no model trained yet: segmenting with the starting model (synthetic nuclei); "
-                "paint corrections and retrain to adapt it"
-            )
-        if model is None:
-            notify("there is no model yet: train one (Train widget) or load a model file", warning=True)
             return None
         if self._training:
             notify(
@@ -148,21 +146,29 @@ class SegmentWidget(PluginWidget):
         plane_only = self.scope.currentText() == "current plane" and len(shape) > 2
         objects = self.objects.isChecked()
         stored = image_data(image, lazy=True)
+        try:
+            model = model or self._starting_model(object_shape)
+            # before reading a dask or zarr image whole: would it fit? (a plane of a stack is read alone)
+            route = route_for_array(
+                shape[-2:] if plane_only else shape,
+                model.in_channels,
+                stored.dtype.itemsize,
+                model.n_classes,
+                objects,
+                loaded=isinstance(stored, np.ndarray),
+                whole_image=not plane_only,
+            )
+        except NapariUNetError as error:
+            notify(str(error), warning=True)
+            return None
         model.object_shape = object_shape  # remembered with the model: saved with it, used by napari-unet predict
         config = PredictConfig(
             tile=self.tile.value(),
             test_time_augmentation=self.averaged.isChecked(),
             objects=ObjectConfig.for_shape(object_shape),
         )
-        # before reading a dask or zarr image whole: would it fit? (a plane of a stack is read alone)
-        loaded = isinstance(stored, np.ndarray)
-        checked = shape[-2:] if plane_only else shape
-        short = shortfall(checked, model.in_channels, stored.dtype.itemsize, model.n_classes, objects, loaded)
-        if short is not None and plane_only:
-            notify(f"{describe_shortfall(checked, *short)}: segment the whole image, block by block", warning=True)
-            return None
-        if short is not None:
-            return self._segment_blockwise(image, model, stored, axis, config, describe_shortfall(shape, *short))
+        if route.blockwise:
+            return self._segment_blockwise(image, model, stored, axis, config, route.reason)
         pixels = stored if plane_only else np.asarray(stored)
         index: tuple[int, ...] = ()
         target, target_axis = pixels, axis
@@ -187,15 +193,6 @@ class SegmentWidget(PluginWidget):
     ) -> BackgroundJob | None:
         """Segment an image too large for memory block by block into zarr folders, shown as lazy layers."""
         blocks = BlockConfig()
-        block = min(blocks.block, max(spatial_shape(image, axis)[-2:]))
-        needed, available = blockwise_bytes(block, blocks.overlap, os.cpu_count() or 1), available_bytes()
-        if available is not None and needed > available:
-            notify(
-                f"{reason}, and even block by block it needs about {needed / GIB:.1f} GiB: close other programs "
-                "and segment again",
-                warning=True,
-            )
-            return None
         folder = Path(str(self.large_folder.value))
         kinds = [SEGMENTATION] + ([OBJECTS] if self.objects.isChecked() else [])
         kinds += [PROBS] if self.uncertain.isChecked() else []

@@ -16,14 +16,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from .. import device as devices
-from ..bundle import Model, new_model
-from ..errors import InputError
-from ..io import load_model, save_model
-from ..model import PRESETS, preset_for_device
-from ..preview import Preview, with_previews
-from ..starting import load_starting_model, starting_model_path
-from ..train import TrainProgress, fit
+from napari_unet import devices
+from napari_unet.models import choice
+from napari_unet.models.choice import model_for_training
+from napari_unet.models.files import load_model, save_model
+from napari_unet.models.model import Model
+from napari_unet.models.starting import starting_model_path
+from napari_unet.models.unet import PRESETS
+from napari_unet.train.config import TrainProgress
+from napari_unet.train.fit import fit
+from napari_unet.train.preview import Preview, with_previews
+
 from ._autosave import autosave
 from ._base import PluginWidget
 from ._jobs import BackgroundJob, Stopped, notify, notify_error, warm_up_torch
@@ -46,6 +49,8 @@ from ._session import set_model
 from ._train_settings import TrainSettings
 
 CURRENT, FROM_FILE, STARTING = "current model", "model file…", "starting model (nuclei)"
+#: The model row's choices -> the sources of :func:`napari_unet.models.choice.model_for_training`.
+SOURCES = {CURRENT: choice.CURRENT, STARTING: choice.STARTING}
 PREVIEW = "preview"
 #: Largest side of the previewed region, so a preview stays quick on the CPU.
 PREVIEW_SIDE = 768
@@ -64,10 +69,9 @@ class TrainWidget(PluginWidget):
         self.add_row("channels", self.channels)
         self.source = QComboBox()
         shipped = [STARTING] if starting_model_path() is not None else []
-        self.source.addItems(shipped + [f"new: {name}" for name in PRESETS] + [CURRENT, FROM_FILE])
-        self.source.setCurrentText(
-            shipped[0] if shipped else f"new: {preset_for_device(devices.select_device('auto').type)}"
-        )
+        self.source.addItems(shipped + [f"{choice.NEW}: {name}" for name in PRESETS] + [CURRENT, FROM_FILE])
+        default = choice.default_training_source(devices.select_device("auto").type)
+        self.source.setCurrentText(STARTING if default == choice.STARTING else default)
         self.source.setToolTip("the starting model was trained on synthetic nuclei: fine-tuning it is faster")
         self.add_row("model", self.source)
         self.settings = TrainSettings()
@@ -143,44 +147,28 @@ class TrainWidget(PluginWidget):
 
     # -- model choice --------------------------------------------------------------------------------
     def _model_for(self, annotation: Labels, in_channels: int, continue_training: bool) -> Model | None:
+        """The model to train, as the core chooses it from the model row (None if no file was picked)."""
         classes = classes_of(annotation)
-        names = [classes[v]["name"] for v in sorted(classes) if v > 1] or ["object"]
-        top = int(np.max(annotation.data, initial=0))
-        source = CURRENT if continue_training else self.source.currentText()
-        if source == CURRENT:
-            if self.session.model is None:
-                raise InputError("there is no current model yet: start training a new one first")
-            model = self.session.model
-        elif source == STARTING:
-            model = load_starting_model()
-            self.session.model_label = "starting model"
-            if model.in_channels != in_channels or top > model.n_classes:
-                preset = preset_for_device(devices.select_device(self.settings.config().device).type)
-                notify(
-                    f"the starting model reads {model.in_channels} channel(s) and knows {model.n_classes - 1} "
-                    f"object class(es); this image has {in_channels} channel(s) and the annotation "
-                    f"{max(top - 1, 1)} class(es): training a new {preset} model"
-                )
-                source = f"new: {preset}"
-                model = None
-        elif source == FROM_FILE:
-            path, _ = QFileDialog.getOpenFileName(self, "Model to train further", "", "napari-unet model (*.pt)")
-            if not path:
+        names = [classes[v]["name"] for v in sorted(classes) if v > 1]
+        label = CURRENT if continue_training else self.source.currentText()
+        source = SOURCES.get(label, label)
+        if label == FROM_FILE:
+            source, _ = QFileDialog.getOpenFileName(self, "Model to train further", "", "napari-unet model (*.pt)")
+            if not source:
                 return None
-            model = load_model(path)
-            self.session.model_label = Path(path).name
-        if source.startswith("new: "):
-            preset = source.split(": ")[1]
-            model = new_model(preset, names, in_channels=in_channels, seed=self.settings.config().seed)
-            self.session.model_label = f"new {preset} model"
-        if source not in (CURRENT, FROM_FILE) and self.session.model is not None:
-            model.object_shape = self.session.model.object_shape  # the kind of objects chosen in this viewer
-        if top > model.n_classes:
-            raise InputError(
-                f"the annotation uses class {top} but the model knows {model.n_classes - 1} object class(es); "
-                "start a new model to add classes"
-            )
-        return model
+        chosen = model_for_training(
+            source,
+            self.session.model,
+            names,
+            in_channels,
+            int(np.max(annotation.data, initial=0)),
+            devices.select_device(self.settings.config().device).type,
+            seed=self.settings.config().seed,
+        )
+        if chosen.note:
+            notify(chosen.note)
+        self.session.model_label = chosen.label
+        return chosen.model
 
     # -- running -------------------------------------------------------------------------------------
     def start(self, continue_training: bool = False) -> BackgroundJob | None:

@@ -1,0 +1,82 @@
+"""How classes become objects: confidence thresholds, splitting, filling and the named object shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from napari_unet.errors import InputError
+
+#: Confidence thresholds, chosen on synthetic data only (benchmarks/object_defaults.py, 3 seeds): after
+#: scribbles 0.95 scored mean F1 0.866 (0.7: 0.79); after whole objects 0.7 scored 0.982 (0.95: 0.78).
+THRESHOLD_SCRIBBLED = 0.95
+
+
+THRESHOLD_OUTLINED = 0.7
+
+
+@dataclass(frozen=True)
+class ObjectConfig:
+    """How object masks become individual objects.
+
+    Objects are made of the pixels whose class is the most probable *and* at least ``threshold``
+    probable. A network trained on sparse scribbles never saw the boundaries painted and is unsure near
+    them; its confident pixels give better boundaries and leave the narrow, dimmer gaps between touching
+    objects out. The defaults were chosen on synthetic touching nuclei (benchmarks/README.md), not on the
+    real evaluation images.
+
+    Parameters
+    ----------
+    threshold : float or None
+        Smallest probability of its class for a pixel to belong to an object (0.5 or less: the argmax).
+        None (the default) chooses from how the model was trained: THRESHOLD_SCRIBBLED (0.95) after
+        scribbles, THRESHOLD_OUTLINED (0.7) when its last training outlined whole objects (see
+        :func:`napari_unet.predict.object_thresholds.object_config_for`).
+    split : bool
+        Split touching objects of one class with a watershed of the distance to the background, on top
+        of the background gaps the network predicts between them.
+    split_depth : float
+        How much deeper (in pixels of distance) a centre must be than the neck joining it to its
+        neighbour for the two to be split; larger values split less.
+    smoothing : float
+        Gaussian smoothing (pixels) of the distance map before looking for centres.
+    min_size : int
+        Objects smaller than this many pixels are dropped.
+    fill : bool
+        Grow the objects over the whole plane up to the boundaries the network predicts: a watershed of
+        the background probability seeded by the confident objects. For cells packed in a tissue
+        (electron microscopy, membrane stains), where every pixel belongs to a cell and the background
+        class is the membranes between them: a gap in a predicted membrane no longer merges two cells,
+        because each keeps its own confident core. Usually without ``split`` (cells in a tissue are not
+        round); see :data:`OBJECT_SHAPES`.
+    """
+
+    threshold: float | None = None
+    split: bool = True
+    split_depth: float = 0.5
+    smoothing: float = 1.0
+    min_size: int = 16
+    fill: bool = False
+
+    @classmethod
+    def for_shape(cls, shape: str, **settings) -> ObjectConfig:
+        """The settings for one of :data:`OBJECT_SHAPES` ("round", "packed" or "connected"), plus ``settings``."""
+        if shape not in OBJECT_SHAPES:
+            raise InputError(f"unknown object shape {shape!r}: choose one of {', '.join(OBJECT_SHAPES)}")
+        return cls(**{**OBJECT_SHAPES[shape][1], **settings})
+
+    @property
+    def shape(self) -> str | None:
+        """The name of the :data:`OBJECT_SHAPES` entry these settings follow, if any."""
+        chosen = {"split": self.split, "fill": self.fill}
+        return next((name for name, (_, settings) in OBJECT_SHAPES.items() if settings == chosen), None)
+
+
+#: Kinds of objects, each with a description and its splitting and filling settings. "round": nuclei or
+#: cells in culture, touching ones split at the necks between them; "packed": cells that fill a tissue,
+#: separated by the predicted boundaries (ISBI 2012: adapted Rand error 0.045 vs 0.27 for the connected
+#: pixels, benchmarks/results/quality.md); "connected": every connected group of confident pixels.
+OBJECT_SHAPES: dict[str, tuple[str, dict[str, bool]]] = {
+    "round": ("round, touching ones split (nuclei, cells in culture)", {"split": True, "fill": False}),
+    "packed": ("packed cells filling the image (tissue, EM)", {"split": False, "fill": True}),
+    "connected": ("connected pixels, nothing split or grown", {"split": False, "fill": False}),
+}

@@ -1,0 +1,1 @@
+"""Training from sparse annotations: settings, data, augmentation, loss, the loop, validation, previews, corrections."""

@@ -1,0 +1,140 @@
+"""Turning painted objects and corrections into training annotations (0 unlabelled, 1 background, 2.. classes).
+
+Painting whole objects tells the network where their boundaries are, and painting a background gap
+between touching objects is what lets the border weights teach it to separate them. These functions
+derive both from instance images, so that a person can paint objects one id each and not worry about
+gaps; and they turn corrections painted on a segmentation back into annotations, painted pixels winning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from scipy import ndimage
+
+from napari_unet.objects.peaks import CROSS
+
+#: Annotation values: pixels nobody painted carry no loss; 1 is the background; 2, 3 ... the object classes.
+UNLABELLED = 0
+BACKGROUND = 1
+
+
+def touching_pixels(instances: np.ndarray) -> np.ndarray:
+    """Pixels of an object that have a 4-neighbour belonging to another object (not the background)."""
+    if instances.ndim != 2:
+        return np.stack([touching_pixels(plane) for plane in instances])
+    inside = instances > 0
+    top = int(instances.max()) + 1
+    larger = ndimage.grey_dilation(instances.astype(np.int64), footprint=CROSS)
+    smaller = ndimage.grey_erosion(np.where(inside, instances, top).astype(np.int64), footprint=CROSS)
+    return inside & ((larger != instances) | (smaller != instances))
+
+
+def instances_to_annotation(
+    instances: np.ndarray,
+    object_class: int | Mapping[int, int] = 2,
+    gap: bool = True,
+    ring: int = 2,
+) -> np.ndarray:
+    """Annotation from whole painted objects.
+
+    Parameters
+    ----------
+    instances : numpy.ndarray
+        One id per painted object (0 where nothing is painted); 2D or a stack of planes.
+    object_class : int or mapping
+        Class value of every object, or a mapping id -> class value (default 2).
+    gap : bool
+        Mark the pixels where two objects touch as background, so that they come out separated.
+    ring : int
+        Width in pixels of a background ring painted around each object where nothing else is painted:
+        a whole object ends at its boundary.
+
+    Returns
+    -------
+    numpy.ndarray of uint8
+        0 unlabelled, 1 background, object classes elsewhere.
+    """
+    instances = np.asarray(instances)
+    annotation = np.zeros(instances.shape, dtype=np.uint8)
+    inside = instances > 0
+    if ring > 0:
+        structure = ndimage.generate_binary_structure(instances.ndim, 1)
+        if instances.ndim > 2:
+            structure[(0, *[slice(None)] * (instances.ndim - 1))] = False
+            structure[(-1, *[slice(None)] * (instances.ndim - 1))] = False
+        annotation[ndimage.binary_dilation(inside, structure, iterations=ring) & ~inside] = BACKGROUND
+    if isinstance(object_class, Mapping):
+        lookup = np.zeros(int(instances.max()) + 1, dtype=np.uint8)
+        for instance, value in object_class.items():
+            if 0 < instance < len(lookup):
+                lookup[instance] = value
+        lookup[1:][lookup[1:] == 0] = 2
+        annotation[inside] = lookup[instances[inside]]
+    else:
+        annotation[inside] = object_class
+    if gap:
+        annotation[touching_pixels(instances)] = BACKGROUND
+    return annotation
+
+
+def classes_of_objects(objects: np.ndarray, classes: np.ndarray) -> dict[int, int]:
+    """Object id -> class value, by majority of the segmentation's classes under each object."""
+    result: dict[int, int] = {}
+    ids = np.unique(objects[objects > 0])
+    if not len(ids):
+        return result
+    for index, value in zip(
+        ids,
+        ndimage.labeled_comprehension(
+            classes, objects, ids, lambda v: np.bincount(v.astype(np.int64)).argmax(), np.int64, 0
+        ),
+        strict=True,
+    ):
+        result[int(index)] = int(value) if value > 0 else 2
+    return result
+
+
+def merge(annotation: np.ndarray, update: np.ndarray) -> np.ndarray:
+    """Annotation with ``update`` painted over it: every labelled pixel of ``update`` wins."""
+    merged = np.array(annotation, copy=True)
+    painted = update > UNLABELLED
+    merged[painted] = update[painted]
+    return merged
+
+
+def corrections_from_classes(painted: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Annotation from corrections painted on a class segmentation (0 background, k class k).
+
+    Pixels that differ from the prediction become annotations: 0 becomes background (1), k stays k.
+    """
+    changed = painted != predicted
+    update = np.zeros(painted.shape, dtype=np.uint8)
+    update[changed] = np.where(painted[changed] > 0, painted[changed], BACKGROUND)
+    return update
+
+
+def corrections_from_objects(
+    painted: np.ndarray, predicted: np.ndarray, classes: np.ndarray | None = None, ring: int = 2
+) -> np.ndarray:
+    """Annotation from corrections painted on an objects layer.
+
+    Every object touched by a correction (a pixel whose id changed) is taken whole, with background gaps
+    where it touches other objects and a background ring where nothing else is; erased pixels become
+    background. ``classes`` gives each object's class (majority under it; 2 for new objects).
+    """
+    changed = painted != predicted
+    if not changed.any():
+        return np.zeros(painted.shape, dtype=np.uint8)
+    edited_ids = np.union1d(painted[changed], predicted[changed])  # grown, new, shrunk or split objects
+    edited_ids = edited_ids[edited_ids > 0]
+    edited = np.where(np.isin(painted, edited_ids), painted, 0)
+    class_map = classes_of_objects(edited, classes) if classes is not None else {}
+    update = instances_to_annotation(edited, class_map, gap=False, ring=ring)
+    update[(painted > 0) & (edited == 0)] = UNLABELLED  # the ring stops at objects nobody corrected
+    touching = touching_pixels(painted) & (edited > 0)
+    update[touching] = BACKGROUND
+    erased = changed & (painted == 0)
+    update[erased] = BACKGROUND
+    return update

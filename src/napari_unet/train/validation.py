@@ -1,0 +1,65 @@
+"""Validation during training: loss and IoU on the painted pixels held out from training."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from napari_unet.models.geometry import TileGeometry
+from napari_unet.predict.predictors import batch_predictor
+from napari_unet.predict.tiling import predict_tiled
+from napari_unet.progress import drain
+from napari_unet.train.config import Validation
+from napari_unet.train.data import TrainingData
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """Bounding box of a 2D mask grown by ``margin`` and clipped to the array."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    return (
+        slice(max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, h)),
+        slice(max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, w)),
+    )
+
+
+def class_iou(predicted: np.ndarray, target: np.ndarray, values: list[int]) -> float:
+    """Mean IoU over ``values`` of two label vectors (classes absent from both are skipped)."""
+    scores = []
+    for v in values:
+        union = np.count_nonzero((predicted == v) | (target == v))
+        if union:
+            scores.append(np.count_nonzero((predicted == v) & (target == v)) / union)
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def validate(
+    net: torch.nn.Module, data: TrainingData, device: torch.device, amp: bool, tile: int = 572
+) -> Validation | None:
+    """Predict the held-out pixels (only around them, with full context) and score them.
+
+    Returns None when no pixel was held out. The network must be on ``device`` and in eval mode.
+    """
+    if data.validation_pixels == 0:
+        return None
+    geom = TileGeometry(net.config.depth, net.config.padding)
+    predictor = batch_predictor(net, device, amp)
+    predicted, target, likelihood = [], [], []
+    for plane in data.planes:
+        held = plane.val_labels > 0
+        if not held.any():
+            continue
+        box = _box(held, geom.halo)
+        image = plane.image[(slice(None), *box)][None]
+        probs = drain(predict_tiled(predictor, image, data.n_classes, geom, tile, batch_size=1))[0]
+        labels = plane.val_labels[box]
+        inside = labels > 0
+        values = labels[inside].astype(np.int64)
+        chosen = probs[:, inside]
+        likelihood.append(chosen[values - 1, np.arange(len(values))])
+        predicted.append(np.argmax(chosen, axis=0) + 1)
+        target.append(values)
+    p, t = np.concatenate(predicted), np.concatenate(target)
+    loss = float(-np.mean(np.log(np.clip(np.concatenate(likelihood), 1e-7, 1.0))))
+    iou = class_iou(p, t, list(range(2, data.n_classes + 1)))
+    return Validation(loss=loss, iou=iou, pixels=len(t))

@@ -1,0 +1,86 @@
+import numpy as np
+
+from napari_unet.train.annotations import (
+    classes_of_objects,
+    corrections_from_classes,
+    corrections_from_objects,
+    instances_to_annotation,
+    merge,
+    touching_pixels,
+)
+
+
+def _two_touching():
+    instances = np.zeros((20, 30), np.int32)
+    instances[5:15, 3:15] = 1
+    instances[5:15, 15:27] = 2
+    return instances
+
+
+def test_touching_pixels_are_only_between_objects():
+    touching = touching_pixels(_two_touching())
+    assert touching[:, 14].sum() == 10 and touching[:, 15].sum() == 10
+    assert touching.sum() == 20
+
+
+def test_instances_become_classes_with_gaps_and_rings():
+    annotation = instances_to_annotation(_two_touching(), object_class=3, ring=2)
+    assert (annotation[5:15, 14:16] == 1).all()  # gap between the two objects
+    assert annotation[10, 8] == 3 and annotation[10, 20] == 3
+    assert (annotation[3:5, 3:27] == 1).all()  # ring above
+    assert annotation[0, 0] == 0  # far away stays unlabelled
+    assert annotation[2, 10] == 0
+
+
+def test_class_mapping_per_object():
+    annotation = instances_to_annotation(_two_touching(), {1: 2, 2: 4}, gap=False, ring=0)
+    assert annotation[10, 8] == 2 and annotation[10, 20] == 4
+
+
+def test_stacks_are_handled_plane_by_plane():
+    stack = np.stack([_two_touching(), np.zeros((20, 30), np.int32)])
+    annotation = instances_to_annotation(stack, ring=1)
+    assert (annotation[1] == 0).all()
+
+
+def test_merge_lets_painted_pixels_win():
+    base = np.array([[1, 2, 0]], np.uint8)
+    assert merge(base, np.array([[0, 1, 2]], np.uint8)).tolist() == [[1, 1, 2]]
+
+
+def test_corrections_from_classes():
+    predicted = np.array([[0, 2, 2, 0]], np.uint8)
+    painted = np.array([[0, 0, 2, 3]], np.uint8)
+    assert corrections_from_classes(painted, predicted).tolist() == [[0, 1, 0, 3]]
+
+
+def test_corrections_from_objects_take_the_edited_object_whole():
+    predicted = np.zeros((20, 30), np.int32)
+    predicted[5:15, 3:27] = 1  # one merged object
+    painted = _two_touching()  # the user split it into two
+    classes = (predicted > 0).astype(np.uint8) * 2
+    update = corrections_from_objects(painted, predicted, classes)
+    assert (update[5:15, 14:16] == 1).all()  # the new border is background
+    assert update[10, 20] == 2 and update[10, 8] == 2  # both objects, whole
+    assert (update[3, 3:27] == 1).all()  # ring
+
+
+def test_corrections_erasing_an_object_give_background():
+    predicted = np.zeros((10, 10), np.int32)
+    predicted[2:5, 2:5] = 7
+    update = corrections_from_objects(np.zeros_like(predicted), predicted)
+    assert (update[2:5, 2:5] == 1).all() and update.sum() == 9
+
+
+def test_uncorrected_neighbours_are_left_alone():
+    predicted = _two_touching()
+    painted = predicted.copy()
+    painted[5:15, 3:6] = 0  # shrink object 1 from the left
+    update = corrections_from_objects(painted, predicted, (predicted > 0).astype(np.uint8) * 2)
+    assert (update[5:15, 16:27] == 0).all()  # object 2 untouched -> unlabelled
+
+
+def test_classes_of_objects_by_majority():
+    objects = np.array([[1, 1, 2, 2]])
+    classes = np.array([[3, 3, 2, 0]])
+    assert classes_of_objects(objects, classes) == {1: 3, 2: 2}
