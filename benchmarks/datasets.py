@@ -1,4 +1,4 @@
-"""The benchmark images of ../shared/data (never shipped) and the synthetic sets, loaded the same way everywhere."""
+"""The benchmark images (never shipped; docs/benchmarks.md says how to get them) and the synthetic sets."""
 
 from __future__ import annotations
 
@@ -11,12 +11,28 @@ from skimage import io
 
 from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
 
-#: The benchmark data; NAPARI_UNET_BENCH_DATA points elsewhere (a copy carried to a GPU machine, say).
-DATA = Path(os.environ.get("NAPARI_UNET_BENCH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_folder() -> Path:
+    """Where the benchmark data is: $NAPARI_UNET_BENCH_DATA, else benchmarks/data/ (git-ignored).
+
+    Development machines also keep a read-only copy in a ``shared/data`` folder beside the checkout,
+    found when neither is set.
+    """
+    if "NAPARI_UNET_BENCH_DATA" in os.environ:
+        return Path(os.environ["NAPARI_UNET_BENCH_DATA"])
+    local = ROOT / "benchmarks" / "data"
+    beside = ROOT.parent / "shared" / "data"
+    return beside if not local.exists() and beside.exists() else local
+
+
+#: The benchmark data (see :func:`data_folder`).
+DATA = data_folder()
 
 
 def available() -> bool:
-    """Whether the shared benchmark data is on this machine."""
+    """Whether the benchmark data is on this machine."""
     return (DATA / "dsb2018" / "img2d.tif").exists()
 
 

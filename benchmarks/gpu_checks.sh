@@ -10,7 +10,7 @@
 #
 #   OUT=/tmp/gpu NAPARI_UNET_BENCH_DATA=.benchdata bash benchmarks/gpu_checks.sh
 #
-# NAPARI_UNET_BENCH_DATA is a copy of ../shared/data (which does not travel to the GPU machine).
+# NAPARI_UNET_BENCH_DATA is a copy of the benchmark data (docs/benchmarks.md), carried to the GPU machine.
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
@@ -30,14 +30,15 @@ step "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$LOG" 2>&1
 python3 -c "import torch, numpy, skimage; print(torch.__version__, numpy.__version__, skimage.__version__, torch.cuda.get_device_name())" >>"$LOG" 2>&1
 blockwise_tests=""
-python3 -c "import dask, zarr" 2>/dev/null && blockwise_tests="tests/test_blockwise.py"
+python3 -c "import dask, zarr" 2>/dev/null && blockwise_tests="tests/blockwise/test_blocks.py"
 
 if [ "${ONLY_SPEED:-0}" != 1 ]; then
 step "GPU tests (fused kernels, device tiling, training, out of memory)"
 # the files with tests marked gpu (others import napari, which the GPU machine lacks; the block-wise ones
 # dask and zarr, run when carried); -rA names each test in the log
 OMP_NUM_THREADS=4 timeout "${TESTS_SECONDS:-200}" python3 -m pytest -p no:cacheprovider -q -rA -m gpu \
-    tests/test_device_tiling.py tests/test_fused.py tests/test_tiling.py tests/test_train.py tests/test_predict.py \
+    tests/predict/test_device_tiling.py tests/models/test_fused_inference.py tests/predict/test_tiling.py \
+    tests/train/test_fit.py tests/train/test_loop.py tests/predict/test_segment.py \
     $blockwise_tests >>"$LOG" 2>&1
 fi
 if [ "${QUALITY:-0}" = 1 ]; then

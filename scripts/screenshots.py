@@ -2,8 +2,9 @@
 
     xvfb-run -s "-screen 0 1280x1024x24" .venv/bin/python scripts/screenshots.py
 
-Uses the shipped DSB2018 sample image. Scribbles follow the benchmark protocol when ../shared/data is there
-(its hand-made mask gives the objects to scribble on); otherwise a rough threshold stands in.
+Uses the shipped DSB2018 sample image. Scribbles follow the benchmark protocol when the benchmark data is
+there (docs/benchmarks.md; its hand-made mask gives the objects to scribble on); otherwise a rough
+threshold stands in.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "images"
-MASK = ROOT.parent / "shared" / "data" / "dsb2018" / "mask2d.tif"
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from datasets import DATA  # noqa: E402  (benchmarks/ is not a package)
+
+MASK = DATA / "dsb2018" / "mask2d.tif"
 
 
 def wait(app, condition, timeout=600.0):

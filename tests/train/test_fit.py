@@ -67,7 +67,6 @@ def test_time_budget_stops_training(tiny_model, scribbled):
     assert records[-1].fraction == 1.0
 
 
-GPU = [cuda, pytest.mark.gpu]
 
 
 def test_paper_recipe_is_available(tiny_model, scribbled):
