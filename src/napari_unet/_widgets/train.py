@@ -167,7 +167,8 @@ class TrainWidget(PluginWidget):
         )
         if chosen.note:
             notify(chosen.note)
-        self.session.model_label = chosen.label
+        if chosen.model is not self.session.model:  # a model going on keeps its name
+            self.session.model_label = chosen.label
         return chosen.model
 
     # -- running -------------------------------------------------------------------------------------
