@@ -74,3 +74,19 @@ def test_stacks_and_multichannel_images(make_napari_viewer):
     annotate.image_picker.value = viewer.layers["two channels"]
     annotate.channels.setCurrentText("channels last")
     assert annotate.ensure_annotation_layer().data.shape == (40, 50)
+
+
+def test_only_the_pixels_written_over_the_aid_stop_being_its_own(plugin):
+    _, w = plugin
+    annotate = w["Annotate"]
+    annotation = annotate.ensure_annotation_layer()
+    objects = annotate.start_object_painting()
+    objects.data[20:40, 20:40] = 1
+    annotate.update_from_objects()
+    assert annotation.data[30, 30] == 2
+    # pixels written far apart (as corrections are merged): their bounding box covers the object
+    annotation.data_setitem((np.array([0, 25, 127]), np.array([0, 25, 127])), 3)
+    objects.data[20:40, 20:40] = 0  # the object erased
+    annotate.update_from_objects()
+    assert annotation.data[30, 30] == 0  # still the aid's: erased with it
+    assert annotation.data[0, 0] == annotation.data[25, 25] == annotation.data[127, 127] == 3  # written: kept

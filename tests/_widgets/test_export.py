@@ -55,3 +55,27 @@ def test_sample_data_opens(make_napari_viewer):
     viewer.open_sample("napari-unet", "synthetic")
     assert viewer.layers["nuclei"].data.shape == (512, 512)
     assert viewer.layers["synthetic nuclei"].data.shape == (384, 384)
+
+
+def test_a_folder_is_not_segmented_while_the_model_trains(plugin, cells, qtbot, tmp_path, messages):
+    from .conftest import scribbles_for
+
+    _, w = plugin
+    source = tmp_path / "in"
+    source.mkdir()
+    tifffile.imwrite(source / "img.tif", cells[0])
+    export = w["Export"]
+    export.source.value, export.folder.value = str(source), str(tmp_path / "out")
+    w["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
+    train = w["Train"]
+    train.settings.budget_value.setValue(5000)
+    job = train.start()
+    qtbot.waitUntil(lambda: train.session.model is not None, timeout=30_000)
+    assert export.export_folder() is None  # the network flips between training and inference
+    assert not (tmp_path / "out").exists()
+    warned = [text for kind, text in messages if kind == "warning"]
+    assert any("training is running" in text and "Stop" in text for text in warned), messages
+    train.stop()
+    wait_for(qtbot, job)
+    wait_for(qtbot, export.export_folder())  # the model trained so far segments the folder
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["img_objects.tif", "img_segmentation.tif"]

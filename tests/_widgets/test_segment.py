@@ -292,3 +292,31 @@ def test_a_stack_too_large_for_memory_is_segmented_plane_by_plane_into_zarr(plug
     np.testing.assert_array_equal(np.asarray(classes), reference.classes)
     objects = np.asarray(viewer.layers["stack objects"].data)
     assert len(np.intersect1d(np.unique(objects[0]), np.unique(objects[1]))) == 1  # only 0: ids unique over planes
+
+
+def test_corrections_painted_on_the_results_are_kept_when_segmenting_again(plugin, qtbot, messages):
+    viewer, w = plugin
+    segment = w["Segment"]
+    wait_for(qtbot, segment.segment())
+    objects = viewer.layers["cells objects"]
+    predicted = np.array(objects.data)
+    wait_for(qtbot, segment.segment())  # nothing corrected: nothing added, nothing said
+    assert "cells annotation" not in [layer.name for layer in viewer.layers]
+    assert not [text for _, text in messages if "annotation pixels" in text]
+    corrected = np.array(predicted)
+    victim = corrected == int(corrected[corrected > 0][0])
+    corrected[victim] = 0  # a false object erased
+    corrected[2:10, 2:10] = corrected.max() + 1  # a missed object painted
+    objects.data = corrected
+    wait_for(qtbot, segment.segment())
+    annotation = viewer.layers["cells annotation"]
+    assert (annotation.data[2:10, 2:10] == 2).all() and (annotation.data[victim] == 1).all()
+    added = int((annotation.data > 0).sum())
+    said = [text for kind, text in messages if "annotation pixels" in text and kind == "info"]
+    assert said == [
+        f"{added} annotation pixels added to 'cells annotation' from the corrections painted on the previous "
+        "results of 'cells', before the new results replaced them: retrain to use them (Ctrl-Z on the annotation "
+        "takes them back)"
+    ]
+    np.testing.assert_array_equal(objects.data, predicted)  # the new results, written in place
+    assert w["Correct and retrain"].apply_corrections() == 0  # added once, not twice

@@ -103,16 +103,58 @@ def write_labels(viewer: Any, name: str, data: np.ndarray, like: Any, index: tup
             translate=like.translate[-len(full_shape) :],
             **kwargs,
         )
-    if index:
-        if np.max(data, initial=0) > np.iinfo(layer.data.dtype).max:
-            layer.data = layer.data.astype(np.uint32)
-        layer.data[index] = data
-        layer.refresh()
-    else:
-        layer.data = data.astype(_label_dtype(data))
+    write_with_history(layer, data, index)
     for key, value in kwargs.items():
         setattr(layer, key, value)
     return layer
+
+
+def write_with_history(layer: Labels, values: np.ndarray, index: tuple[int | slice, ...] = ()) -> int:
+    """Write ``values`` into ``layer.data[index]`` through napari's labels history, so that Ctrl-Z takes it back.
+
+    Only the pixels that change are written (and kept in the history, as one undo step). Labels too large
+    for the layer's data type widen it first.
+
+    Parameters
+    ----------
+    layer : Labels
+        A labels layer held in memory (a numpy array).
+    values : numpy.ndarray
+        The new labels of ``layer.data[index]``.
+    index : tuple of int and slice
+        Where ``values`` go: ints pick a plane, slices a region; empty for the whole layer.
+
+    Returns
+    -------
+    int
+        The number of pixels that changed.
+    """
+    values = np.asarray(values)
+    if int(np.max(values, initial=0)) > np.iinfo(layer.data.dtype).max:
+        layer.data = layer.data.astype(np.promote_types(layer.data.dtype, _label_dtype(values)))
+    changed = np.nonzero(np.asarray(layer.data[index]) != values)
+    if not changed[0].size:
+        return 0
+    indices = _layer_indices(index, changed, layer.data.shape)
+    layer.data_setitem(indices, values[changed].astype(layer.data.dtype))  # napari's own undoable write
+    return int(changed[0].size)
+
+
+def _layer_indices(
+    index: tuple[int | slice, ...], local: tuple[np.ndarray, ...], shape: tuple[int, ...]
+) -> tuple[np.ndarray, ...]:
+    """Indices into a whole array of the pixels ``local`` found in ``array[index]``."""
+    remaining = iter(local)
+    count = len(local[0]) if local else 0
+    indices = []
+    for axis, size in enumerate(shape):
+        part = index[axis] if axis < len(index) else slice(None)
+        if isinstance(part, slice):
+            start, _, step = part.indices(size)
+            indices.append(next(remaining) * step + start)
+        else:
+            indices.append(np.full(count, int(part) % size, dtype=np.intp))
+    return tuple(indices)
 
 
 def write_image(viewer: Any, name: str, data: np.ndarray, like: Any, **kwargs) -> Image:

@@ -34,6 +34,7 @@ from ._layers import (
     find_layer,
     output_name,
     spatial_shape,
+    write_with_history,
 )
 
 ANNOTATION = "annotation"
@@ -110,6 +111,7 @@ class AnnotateWidget(PluginWidget):
         self._derived: dict[str, np.ndarray] = {}
         self._watched: set[int] = set()
         self._refreshing = False
+        self._deriving = False
 
     # -- layers ---------------------------------------------------------------------------------------
     @property
@@ -294,14 +296,23 @@ class AnnotateWidget(PluginWidget):
         mine = (current == 0) | was_derived
         current[mine & (derived > 0)] = derived[mine & (derived > 0)]
         self._derived_mask(annotation)[region] = mine & (derived > 0)
-        annotation.data[region] = current
-        annotation.refresh()
+        self._deriving = True  # the aid's own write is not painting by hand
+        try:
+            write_with_history(annotation, current, region)
+        finally:
+            self._deriving = False
 
     def _annotation_painted(self, event: Any) -> None:
-        """Pixels painted by hand stop being managed by the object-painting aid."""
+        """Pixels painted by hand (or added from corrections) stop being managed by the object-painting aid."""
         annotation = self.annotation_layer()
-        if annotation is None:
+        if self._deriving or annotation is None or annotation.name not in self._derived:
             return
-        box = paint_event_box(event.value, annotation.data.ndim)
-        if box is not None and annotation.name in self._derived:
-            self._derived[annotation.name][box] &= False
+        mask = self._derived[annotation.name]
+        if mask.shape != annotation.data.shape:
+            return
+        for atom in event.value:
+            if hasattr(atom, "slice_key"):  # a brush stroke or fill: its bounding box and mask
+                region = mask[atom.slice_key]
+                region[... if atom.mask is None else atom.mask] = False
+            else:  # a write of single pixels (napari's data_setitem)
+                mask[atom[0]] = False

@@ -43,6 +43,11 @@ class ExportWidget(PluginWidget):
         )
         self.status = self.status_label("")
         self.job: BackgroundJob | None = None
+        self._training = False
+        self.events.training_state.connect(self._training_changed)
+
+    def _training_changed(self, running: bool) -> None:
+        self._training = running
 
     def export_image(self) -> list[Path]:
         """Write "<image>_segmentation.tif" and "<image>_objects.tif" for the chosen image."""
@@ -84,6 +89,13 @@ class ExportWidget(PluginWidget):
         """
         if self.session.model is None:
             notify("there is no model yet: train one or load a model file", warning=True)
+            return None
+        if self._training:
+            notify(
+                "training is running on the model a folder would be segmented with: wait until it ends or press "
+                "Stop, then segment the folder with the model trained so far",
+                warning=True,
+            )
             return None
         model, source, target = self.session.model, Path(str(self.source.value)), Path(str(self.folder.value))
         overwrite = self.overwrite.isChecked()

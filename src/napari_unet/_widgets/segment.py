@@ -26,6 +26,7 @@ from napari_unet.progress import TileProgress
 
 from .._reader import read_levels, uncertainty_levels
 from ._base import PluginWidget
+from ._corrections import add_corrections
 from ._jobs import BackgroundJob, Stopped, notify, notify_error
 from ._layers import (
     CHANNEL_CHOICES,
@@ -131,7 +132,7 @@ class SegmentWidget(PluginWidget):
         return self.job is not None and self.job.running
 
     def segment(self) -> BackgroundJob | None:
-        """Segment in the background; the results replace the previous ones of this image."""
+        """Segment in the background; the results replace the previous ones, whose corrections go to the annotation."""
         image, model, object_shape = self.image_picker.value, self.session.model, self.object_shape.currentData()
         if image is None:
             notify("open an image to segment", warning=True)
@@ -269,6 +270,16 @@ class SegmentWidget(PluginWidget):
             )
         self.status.setText(f"done: written block by block to {folder} ({written})")
 
+    def _keep_corrections(self, image: Image) -> None:
+        """Add corrections painted on the results about to be replaced to the annotation, and say so."""
+        changed = add_corrections(self.viewer, self.session, image)
+        if changed:
+            notify(
+                f"{changed} annotation pixels added to '{output_name(image.name, 'annotation')}' from the corrections "
+                f"painted on the previous results of '{image.name}', before the new results replaced them: retrain "
+                "to use them (Ctrl-Z on the annotation takes them back)"
+            )
+
     def _on_done(self, result: Segmentation | Stopped, context: dict[str, Any]) -> None:
         if isinstance(result, Stopped):
             self.status.setText("cancelled; nothing was changed")
@@ -277,6 +288,7 @@ class SegmentWidget(PluginWidget):
         if image not in self.viewer.layers:
             notify(f"the image '{image.name}' was removed before its segmentation finished", warning=True)
             return
+        self._keep_corrections(image)
         colours = self._class_colours(image, self.session.model.n_classes)
         seg = write_labels(
             self.viewer,
