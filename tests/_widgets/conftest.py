@@ -11,6 +11,17 @@ from napari_unet.images.synthetic import SyntheticConfig, synthetic_nuclei
 FAST = {"batch_size": 2, "patch_size": 60, "validate_every": 1000}
 
 
+@pytest.fixture(autouse=True)
+def autosave_here(monkeypatch, tmp_path):
+    """The autosave and results folders, in the test's own folder (never the real home); returns the autosave one."""
+    from napari_unet._widgets._autosave import AUTOSAVE_ENV
+    from napari_unet._widgets._zarr_results import RESULTS_ENV
+
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path / "results"))
+    monkeypatch.delenv(AUTOSAVE_ENV, raising=False)
+    return tmp_path / "results" / "autosave"
+
+
 @pytest.fixture
 def messages(monkeypatch):
     """Every notification the plugin shows, as (kind, text)."""

@@ -17,7 +17,7 @@ def test_closing_napari_mid_training_stops_and_saves_the_model(plugin, cells, qt
     wait_for(qtbot, job, timeout=30_000)
     model = session.model
     assert model.history[-1]["ended"] == "stopped" and model.history[-1]["steps"] < 5000
-    saved = list((tmp_path / "autosave").glob("model-*.pt"))
+    saved = list((tmp_path / "autosave" / "cells").glob("model-*.pt"))
     assert len(saved) == 1
     assert load_model(saved[0]).history[-1]["steps"] == model.history[-1]["steps"]
     assert not [m for m in messages if m[0] == "error"]

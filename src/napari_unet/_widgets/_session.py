@@ -22,12 +22,16 @@ class Session:
         The model in use (trained, loaded or being trained).
     model_label : str
         Where the model came from, for display.
+    unsaved : bool
+        Whether the model was trained since it was last saved (with *Save model…* or to a time-stamped
+        autosave file): replacing it must keep it first.
     written : dict
         Layer name -> copy of the data the plugin last wrote there; corrections are what differs.
     """
 
     model: Model | None = None
     model_label: str = ""
+    unsaved: bool = False
     written: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -49,8 +53,8 @@ def session_for(viewer: Any) -> tuple[Session, SessionEvents]:
     return _SESSIONS[viewer]
 
 
-def set_model(viewer: Any, model: Model, label: str) -> None:
-    """Make ``model`` the viewer's current model and tell the widgets."""
+def set_model(viewer: Any, model: Model, label: str, unsaved: bool = False) -> None:
+    """Make ``model`` the viewer's current model and tell the widgets (``unsaved``: it was just trained)."""
     session, events = session_for(viewer)
-    session.model, session.model_label = model, label
+    session.model, session.model_label, session.unsaved = model, label, unsaved
     events.model_changed.emit(model)

@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (
 
 from napari_unet import devices
 from napari_unet.models import choice
-from napari_unet.models.choice import model_for_training
+from napari_unet.models.choice import ModelChoice, model_for_training
 from napari_unet.models.files import load_model, save_model
 from napari_unet.models.model import Model
 from napari_unet.models.starting import starting_model_path
@@ -27,9 +27,9 @@ from napari_unet.train.config import TrainProgress
 from napari_unet.train.fit import fit
 from napari_unet.train.preview import Preview, with_previews
 
-from ._autosave import autosave
+from ._autosave import autosave, save_latest, save_stamped_model
 from ._base import PluginWidget
-from ._jobs import BackgroundJob, Stopped, notify, notify_error, warm_up_torch
+from ._jobs import BackgroundJob, Stopped, notify, notify_error, user_message, warm_up_torch
 from ._layers import (
     CHANNEL_CHOICES,
     DEFAULT_COLOURS,
@@ -45,6 +45,7 @@ from ._layers import (
     write_labels,
 )
 from ._plot import CurvePlot
+from ._restore import RestoreButton
 from ._session import set_model
 from ._train_settings import TrainSettings
 
@@ -74,6 +75,8 @@ class TrainWidget(PluginWidget):
         self.source.setCurrentText(STARTING if default == choice.STARTING else default)
         self.source.setToolTip("the starting model was trained on synthetic nuclei: fine-tuning it is faster")
         self.add_row("model", self.source)
+        self.restore_button = RestoreButton(napari_viewer, self._restored)
+        self.layout().addWidget(self.restore_button)
         self.settings = TrainSettings()
         self.layout().addWidget(self.settings)
         self._build_buttons()
@@ -85,11 +88,18 @@ class TrainWidget(PluginWidget):
         self.status = self.status_label("")
         self.job: BackgroundJob | None = None
         self._image_name = ""
+        self._image_shape: tuple[int, ...] = ()
+        self._annotation: Labels | None = None
+        self._previous: tuple[Model | None, str] = (None, "")
+        self._steps_before = 0
         self._region: Any = None
         self.events.retrain_requested.connect(self.retrain_on)
         self.events.model_changed.connect(lambda _: self._show_model())
+        napari_viewer.layers.events.inserted.connect(self._layer_added)
         self._show_model()
         self._pick_annotation()
+        for layer in list(napari_viewer.layers):
+            self.restore_button.offer_for(layer)
         warm_up_torch()
 
     # -- building ------------------------------------------------------------------------------------
@@ -128,6 +138,8 @@ class TrainWidget(PluginWidget):
 
     def _show_model(self) -> None:
         model = self.session.model
+        if model is not None:
+            self.restore_button.withdraw()
         text = "no model yet" if model is None else f"{self.session.model_label}: {model.describe().splitlines()[0]}"
         self.status.setText(text)
         self.continue_button.setEnabled(model is not None and not self.running)
@@ -146,7 +158,7 @@ class TrainWidget(PluginWidget):
                 self.annotation_picker.value = layer
 
     # -- model choice --------------------------------------------------------------------------------
-    def _model_for(self, annotation: Labels, in_channels: int, continue_training: bool) -> Model | None:
+    def _model_for(self, annotation: Labels, in_channels: int, continue_training: bool) -> ModelChoice | None:
         """The model to train, as the core chooses it from the model row (None if no file was picked)."""
         classes = classes_of(annotation)
         names = [classes[v]["name"] for v in sorted(classes) if v > 1]
@@ -167,9 +179,28 @@ class TrainWidget(PluginWidget):
         )
         if chosen.note:
             notify(chosen.note)
-        if chosen.model is not self.session.model:  # a model going on keeps its name
-            self.session.model_label = chosen.label
-        return chosen.model
+        return chosen
+
+    def _keep_replaced(self, model: Model) -> bool:
+        """Before ``model`` replaces a model trained and not saved since, save that one under a new name.
+
+        Returns False (and says why) if it could not be saved: nothing trained is dropped unsaved.
+        """
+        current = self.session.model
+        if current is None or model is current or not self.session.unsaved:
+            return True
+        try:
+            path = save_stamped_model(current, self._image_name)
+        except Exception as error:  # a full disk, a folder without write access ...
+            notify(
+                f"the model trained so far could not be kept ({user_message(error)}): save it with 'Save model…' "
+                "first, or train the current model",
+                warning=True,
+            )
+            return False
+        self.session.unsaved = False
+        notify(f"the model trained so far is kept in {path}; open it with 'Load model…' to use it again")
+        return True
 
     # -- running -------------------------------------------------------------------------------------
     def start(self, continue_training: bool = False) -> BackgroundJob | None:
@@ -185,19 +216,16 @@ class TrainWidget(PluginWidget):
         try:
             pixels = image_data(image)
             in_channels = 1 if axis is None or image.rgb else pixels.shape[axis]
-            model = self._model_for(annotation, in_channels, continue_training)
+            chosen = self._model_for(annotation, in_channels, continue_training)
         except Exception as error:  # bad model files and choices fail in many ways; all become a notification
             notify_error(error)
             return None
-        if model is None:
+        if chosen is None or not self._keep_replaced(chosen.model):
             return None
+        model, name = chosen.model, image.name
         painted = np.array(annotation.data, copy=True)  # a snapshot: painting may go on during training
         config = self.settings.config()
-        self._image_name = image.name
-        self._update_region()
-        self.plot.clear()
-        self.progress.setValue(0)
-        self.session.model = model
+        self._begin_run(chosen, image, annotation)
         if self.settings.preview_every.value() > 0:
             self._add_preview_layer(image)
         self.job = BackgroundJob(
@@ -212,15 +240,38 @@ class TrainWidget(PluginWidget):
             ),
             on_progress=self._on_progress,
             on_done=self._on_done,
-            on_finished=lambda: self._set_running(False),
+            on_error=self._on_error,
+            on_finished=self._on_finished,
             owner=self,
-            on_abandoned=lambda: autosave(model),
+            on_abandoned=lambda: autosave(model, name),
         )
         self._set_running(True)
         camera(self.viewer).events.center.connect(self._update_region)
         self.viewer.dims.events.current_step.connect(self._update_region)
         self.status.setText(f"preparing the data on {self.settings.device_label.text()}…")
         return self.job.start()
+
+    def _begin_run(self, chosen: ModelChoice, image: Image, annotation: Labels) -> None:
+        """Make the chosen model the session's for the run, remembering the one it replaces until it trains."""
+        self._previous = (self.session.model, self.session.model_label)
+        self._steps_before = chosen.model.trained_steps
+        self._image_name, self._annotation = image.name, annotation
+        self._image_shape = tuple(image_data(image, lazy=True).shape)
+        if chosen.model is not self.session.model:  # a model going on keeps its name
+            self.session.model_label = chosen.label
+        self.session.model = chosen.model
+        self.restore_button.withdraw()
+        self._update_region()
+        self.plot.clear()
+        self.progress.setValue(0)
+
+    def _put_back(self) -> None:
+        """The run never trained: the model it replaced is the session's again."""
+        self.session.model, self.session.model_label = self._previous
+        self._show_model()
+        if self.session.model is None:  # offer again what the run's start withdrew
+            for layer in list(self.viewer.layers):
+                self.restore_button.offer_for(layer)
 
     def stop(self) -> None:
         """Stop after the current step; the model keeps what it has learned."""
@@ -312,19 +363,71 @@ class TrainWidget(PluginWidget):
         return classes
 
     def _on_done(self, result: Any) -> None:
-        camera(self.viewer).events.center.disconnect(self._update_region)
-        self.viewer.dims.events.current_step.disconnect(self._update_region)
         model = self.session.model
         if model is None:
             return
         entry = model.history[-1] if model.history else {}
         stopped = isinstance(result, Stopped)
-        self.progress.setValue(1000 if not stopped else self.progress.value())
-        set_model(self.viewer, model, self.session.model_label or "trained model")
         ended = entry.get("ended", "stopped" if stopped else "finished")
+        if model.trained_steps == self._steps_before:
+            self._put_back()
+            notify(f"training {ended}; no step was made, the model is unchanged", warning=ended.startswith("stopped:"))
+            return
+        self.progress.setValue(1000 if not stopped else self.progress.value())
+        set_model(self.viewer, model, self.session.model_label or "trained model", unsaved=True)
+        self.source.setCurrentText(CURRENT)  # Start now trains this model further rather than replace it
         message = f"training {ended} after {entry.get('steps', 0)} steps; the model is ready to segment"
-        notify(message, warning=ended.startswith("stopped:"))
+        notify(message + self._autosave_latest(model), warning=ended.startswith("stopped:"))
         self.status.setText(message)
+
+    def _on_error(self, error: BaseException) -> None:
+        """Say what failed; a run that trained keeps its model, one that did not puts the replaced one back."""
+        notify_error(error)
+        model = self.session.model
+        if model is not None and model.trained_steps > self._steps_before:
+            self._on_done(Stopped())
+        else:
+            self._put_back()
+
+    def _on_finished(self) -> None:
+        for event in (camera(self.viewer).events.center, self.viewer.dims.events.current_step):
+            event.disconnect(self._update_region)
+        self._set_running(False)
+
+    def _autosave_latest(self, model: Model) -> str:
+        """Keep the model and its annotation in the image's autosave folder; what to add to the message."""
+        if self._annotation is None:
+            return ""
+        try:
+            folder = save_latest(
+                model,
+                self._image_name,
+                self._image_shape,
+                np.asarray(self._annotation.data),
+                classes_of(self._annotation),
+            )
+        except Exception as error:  # training went well; only the copy failed
+            notify(
+                f"the model and annotation could not be autosaved ({user_message(error)}): "
+                "save the model with 'Save model…'",
+                warning=True,
+            )
+            return ""
+        return f" (kept with its annotation in {folder})"
+
+    # -- restoring -----------------------------------------------------------------------------------
+    def _layer_added(self, event: Any) -> None:
+        try:
+            self.restore_button.offer_for(event.value)
+        except RuntimeError:  # the Qt widget is gone (viewer closing)
+            return
+
+    def _restored(self, image: Image, annotation: Labels) -> None:
+        """Train the restored model on the restored annotation next."""
+        self.image_picker.value = image
+        self.annotation_picker.value = annotation
+        self.source.setCurrentText(CURRENT)
+        self._image_name = image.name
 
     # -- files ---------------------------------------------------------------------------------------
     def save_model(self, path: str | None = None) -> Path | None:
@@ -341,6 +444,7 @@ class TrainWidget(PluginWidget):
         except Exception as error:
             notify_error(error)
             return None
+        self.session.unsaved = False
         notify(f"model saved to {saved}")
         return saved
 
@@ -354,6 +458,8 @@ class TrainWidget(PluginWidget):
             model = load_model(path)
         except Exception as error:
             notify_error(error)
+            return None
+        if not self._keep_replaced(model):
             return None
         set_model(self.viewer, model, Path(path).name)
         self.source.setCurrentText(CURRENT)
