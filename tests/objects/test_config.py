@@ -10,6 +10,6 @@ def test_object_shapes_by_name():
     for name in OBJECT_SHAPES:
         assert ObjectConfig.for_shape(name).shape == name
     assert ObjectConfig.for_shape("packed", threshold=0.8).threshold == 0.8
-    assert ObjectConfig(split=True, fill=True).shape is None
+    assert ObjectConfig(split=True, fill=True).shape == "packed"  # filled objects are packed cells, however seeded
     with pytest.raises(InputError, match="round, packed, connected"):
         ObjectConfig.for_shape("square")

@@ -19,3 +19,23 @@ def test_object_threshold_follows_how_the_model_was_trained():
     fresh = new_model("light", ["nucleus"])
     fresh.history.append(gentle)  # a first session decides, however gentle
     assert object_config_for(fresh, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED
+
+
+def test_rules_chosen_from_objects_painted_whole_win_and_split_is_decided():
+    model = new_model("light", ["nucleus"])
+    assert object_config_for(model, ObjectConfig()).split is True  # never chosen: round objects are split
+    model.history.append({"steps": 10, "outlined_fraction": 0.19})
+    rules = {
+        "painted_objects": 12,
+        "round": {"threshold": 0.5, "split": False, "f1": 0.97},
+        "packed": {"threshold": 0.6, "split": False, "f1": 0.9},
+        "connected": {"threshold": 0.5, "split": False, "f1": 0.97},
+    }
+    model.history.append({"steps": 10, "outlined_fraction": 0.2, "object_rules": rules})
+    chosen = object_config_for(model, ObjectConfig())
+    assert (chosen.threshold, chosen.split) == (0.5, False)  # the painted objects showed splitting hurts
+    assert object_config_for(model, ObjectConfig.for_shape("packed")).threshold == 0.6
+    kept = object_config_for(model, ObjectConfig(threshold=0.8, split=True))
+    assert (kept.threshold, kept.split) == (0.8, True)  # a choice made is kept
+    model.history.append({"steps": 10, "outlined_fraction": 0.0})  # a later session chose nothing
+    assert object_config_for(model, ObjectConfig()).split is False  # the last choice holds

@@ -118,3 +118,27 @@ def test_windows_mirror_images_and_zero_pad_labels_like_numpy(shape):
             _zero_padded_window(window, labels, int(top), int(left))
             zeros = np.pad(labels, pad)[pad + top : pad + top + size, pad + left : pad + left + size]
             np.testing.assert_array_equal(window, zeros)
+
+
+def test_windows_centre_on_the_focus_first():
+    from napari_unet.train.data import TrainingData, TrainingPlane
+
+    h, w = 200, 200
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    labels = np.zeros((h, w), np.uint8)
+    labels[::7, ::7], labels[3::7, 3::7] = 1, 2
+    plane = TrainingPlane(np.stack([yy, xx]), labels, np.zeros_like(labels), np.ones((h, w), np.float32))
+    data = TrainingData([plane], n_classes=2, class_weights=np.ones(3, np.float32))
+    focus = np.zeros((h, w), bool)
+    focus[150:, 150:] = True
+    data.focus_on([focus])
+    assert data.focus_pixels == int((focus & (labels > 0)).sum())
+    images, _, _ = data.sample_batch(64, 41, 21, np.random.default_rng(0), focus_fraction=1.0)
+    assert (images[:, :, 20, 20] >= 150 - 9).all()  # every centre within the jitter of the focus
+    images, _, _ = data.sample_batch(400, 41, 21, np.random.default_rng(1), focus_fraction=0.5)
+    share = np.mean((images[:, 0, 20, 20] >= 141) & (images[:, 1, 20, 20] >= 141))
+    assert 0.45 < share < 0.65  # half on the focus, and the few others that land there anyway
+    unfocused, _, _ = data.sample_batch(8, 41, 21, np.random.default_rng(2))
+    data.focus_on([np.zeros((h, w), bool)])
+    again, _, _ = data.sample_batch(8, 41, 21, np.random.default_rng(2), focus_fraction=0.5)
+    np.testing.assert_array_equal(again, unfocused)  # no focus: the windows are drawn as before

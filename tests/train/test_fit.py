@@ -67,8 +67,6 @@ def test_time_budget_stops_training(tiny_model, scribbled):
     assert records[-1].fraction == 1.0
 
 
-
-
 def test_paper_recipe_is_available(tiny_model, scribbled):
     image, annotation, _ = scribbled
     config = TrainConfig(

@@ -278,3 +278,22 @@ def test_the_optimiser_is_the_one_asked_for(tiny_model, name, kind):
     assert isinstance(optimizer, kind) and optimizer.param_groups[0]["lr"] == config.learning_rate
     if name == "sgd":
         assert optimizer.param_groups[0]["momentum"] == 0.9
+
+
+def test_a_retrain_learns_first_where_the_network_is_wrong(tiny_model, scribbled):
+    image, annotation, _ = scribbled
+    drain(fit(tiny_model, [image], [annotation], TrainConfig(steps=40, batch_size=4, patch_size=60, device="cpu")))
+    corrected = annotation.copy()
+    box = (slice(0, 40), slice(0, 40))
+    corrected[box] = np.where(corrected[box] > 0, 3 - corrected[box], 0)  # every painted pixel there swapped
+    run = run_for(tiny_model, (image, corrected, None))
+    run.net.to(run.device)
+    run.focus_on_mistakes()
+    focus = np.zeros(corrected.shape, bool)
+    for _, y, x in np.concatenate(run.data._focus):
+        focus[y, x] = True
+    painted = run.data.planes[0].labels > 0
+    in_box = np.zeros(painted.shape, bool)
+    in_box[box] = True
+    assert focus[in_box].sum() >= 0.8 * painted[in_box].sum()  # the swapped pixels are wrong now
+    assert focus[~in_box].sum() <= 0.3 * painted[~in_box].sum()  # the rest much less

@@ -167,7 +167,7 @@ def class_objects(
     boxes = ndimage.find_objects(components)
     sizes = np.bincount(components.reshape(-1), minlength=n + 1)
     touching = np.flatnonzero(np.bincount(components[core].reshape(-1), minlength=n + 1)[1:]) + 1
-    if config.split:
+    if config.splits:
         wanted: list[tuple[slice, ...] | None] = [None] * n
         for index in touching:
             wanted[index - 1] = boxes[index - 1]

@@ -9,8 +9,6 @@ from napari_unet.errors import InputError
 #: Confidence thresholds, chosen on synthetic data only (benchmarks/object_defaults.py, 3 seeds): after
 #: scribbles 0.95 scored mean F1 0.866 (0.7: 0.79); after whole objects 0.7 scored 0.982 (0.95: 0.78).
 THRESHOLD_SCRIBBLED = 0.95
-
-
 THRESHOLD_OUTLINED = 0.7
 
 
@@ -28,12 +26,15 @@ class ObjectConfig:
     ----------
     threshold : float or None
         Smallest probability of its class for a pixel to belong to an object (0.5 or less: the argmax).
-        None (the default) chooses from how the model was trained: THRESHOLD_SCRIBBLED (0.95) after
-        scribbles, THRESHOLD_OUTLINED (0.7) when its last training outlined whole objects (see
-        :func:`napari_unet.predict.object_thresholds.object_config_for`).
-    split : bool
+        None (the default) chooses for the model (:func:`napari_unet.predict.object_thresholds.object_config_for`):
+        the threshold that best reproduced the objects painted whole, when some were
+        (:mod:`napari_unet.train.object_rules`); else THRESHOLD_SCRIBBLED (0.95) after scribbles,
+        THRESHOLD_OUTLINED (0.7) when its last training outlined whole objects.
+    split : bool or None
         Split touching objects of one class with a watershed of the distance to the background, on top
-        of the background gaps the network predicts between them.
+        of the background gaps the network predicts between them. None (the default, the "round" shape)
+        chooses for the model as ``threshold`` does: only if splitting reproduced the objects painted
+        whole better than the network's own separations; without objects painted whole, split.
     split_depth : float
         How much deeper (in pixels of distance) a centre must be than the neck joining it to its
         neighbour for the two to be split; larger values split less.
@@ -51,7 +52,7 @@ class ObjectConfig:
     """
 
     threshold: float | None = None
-    split: bool = True
+    split: bool | None = None
     split_depth: float = 0.5
     smoothing: float = 1.0
     min_size: int = 16
@@ -65,18 +66,24 @@ class ObjectConfig:
         return cls(**{**OBJECT_SHAPES[shape][1], **settings})
 
     @property
-    def shape(self) -> str | None:
-        """The name of the :data:`OBJECT_SHAPES` entry these settings follow, if any."""
-        chosen = {"split": self.split, "fill": self.fill}
-        return next((name for name, (_, settings) in OBJECT_SHAPES.items() if settings == chosen), None)
+    def shape(self) -> str:
+        """The :data:`OBJECT_SHAPES` entry these settings follow: packed if filled, connected if never split."""
+        if self.fill:
+            return "packed"
+        return "connected" if self.split is False else "round"
+
+    @property
+    def splits(self) -> bool:
+        """Whether touching objects are split (``split`` None, still to be chosen, splits)."""
+        return self.split is not False
 
 
 #: Kinds of objects, each with a description and its splitting and filling settings. "round": nuclei or
 #: cells in culture, touching ones split at the necks between them; "packed": cells that fill a tissue,
 #: separated by the predicted boundaries (ISBI 2012: adapted Rand error 0.045 vs 0.27 for the connected
 #: pixels, benchmarks/results/quality.md); "connected": every connected group of confident pixels.
-OBJECT_SHAPES: dict[str, tuple[str, dict[str, bool]]] = {
-    "round": ("round, touching ones split (nuclei, cells in culture)", {"split": True, "fill": False}),
+OBJECT_SHAPES: dict[str, tuple[str, dict[str, bool | None]]] = {
+    "round": ("round, touching ones split (nuclei, cells in culture)", {"split": None, "fill": False}),
     "packed": ("packed cells filling the image (tissue, EM)", {"split": False, "fill": True}),
     "connected": ("connected pixels, nothing split or grown", {"split": False, "fill": False}),
 }

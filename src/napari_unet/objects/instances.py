@@ -71,10 +71,10 @@ def split_mask(mask: np.ndarray, config: ObjectConfig, min_size: int = 1) -> tup
     n : int
     """
     components, n_components = ndimage.label(mask)
-    if n_components == 0 or (not config.split and min_size <= 1):
+    if n_components == 0 or (not config.splits and min_size <= 1):
         return components, n_components
     to_split = np.zeros(0, dtype=np.int64)
-    if config.split:
+    if config.splits:
         boxes = ndimage.find_objects(components)
         to_split = (
             np.flatnonzero(peak_plateau_counts(components, boxes, config.smoothing, threads=THREADS)[1:] != 1) + 1

@@ -1,4 +1,4 @@
-"""Which confidence threshold a model's objects get, from how the model was trained."""
+"""Which threshold and splitting a model's objects get: from the objects painted whole, else from how it was trained."""
 
 from __future__ import annotations
 
@@ -28,16 +28,31 @@ def _calibrating_session(sessions: list[dict]) -> dict | None:
     return sessions[0] if sessions else None
 
 
-def object_config_for(model: Model, config: ObjectConfig) -> ObjectConfig:
-    """``config`` with its confidence threshold chosen for ``model`` if it has none.
+def painted_object_rules(model: Model) -> dict | None:
+    """The object rules of the last training session that chose them from objects painted whole, if any."""
+    return next((entry["object_rules"] for entry in reversed(model.history) if "object_rules" in entry), None)
 
-    A network trained on scribbles never saw the boundaries and is unsure near them: only its confident
-    core (0.95) separates touching objects. One trained on outlined objects is calibrated at boundaries,
-    and that threshold would erode its objects (0.7). The last session that trained the model hard
-    enough to change that decides: a gentle fine-tuning on scribbles keeps the earlier calibration.
+
+def object_config_for(model: Model, config: ObjectConfig) -> ObjectConfig:
+    """``config`` with the threshold and splitting it leaves open (None) chosen for ``model``.
+
+    Where objects were painted whole (with *Paint whole objects*, or as corrections), the rule of
+    ``config``'s shape that best gave them back at the end of training
+    (:func:`napari_unet.train.object_rules.choose_object_rules`): a network that has learned to separate
+    touching objects keeps its separations unless splitting them again helps. Otherwise the threshold
+    follows how the network was trained: one trained on scribbles never saw the boundaries and is unsure
+    near them, so only its confident core (0.95) separates touching objects; one trained on outlined
+    objects is calibrated at boundaries, and that threshold would erode its objects (0.7). The last
+    session that trained the model hard enough to change that decides: a gentle fine-tuning on scribbles
+    keeps the earlier calibration. Without a choice, round objects are split.
     """
+    rules = painted_object_rules(model)
+    if rules is not None and config.shape in rules:
+        chosen = rules[config.shape]
+        threshold = chosen["threshold"] if config.threshold is None else config.threshold
+        return replace(config, threshold=threshold, split=chosen["split"] if config.split is None else config.split)
     if config.threshold is not None:
-        return config
+        return replace(config, split=config.splits)
     session = _calibrating_session([entry for entry in model.history if "outlined_fraction" in entry])
     outlined = session is not None and session["outlined_fraction"] >= OUTLINED_FRACTION
-    return replace(config, threshold=THRESHOLD_OUTLINED if outlined else THRESHOLD_SCRIBBLED)
+    return replace(config, threshold=THRESHOLD_OUTLINED if outlined else THRESHOLD_SCRIBBLED, split=config.splits)

@@ -52,6 +52,10 @@ class TrainConfig:
         Steps between validations (there is always one at the end).
     painted_fraction : float
         Share of patches centred near a painted pixel.
+    focus_fraction : float
+        Share of patches centred near a painted pixel that the network gets wrong when the run starts
+        (corrections, new paint): they are learned first. The share halves after the first half of the
+        run. Only for a model trained before (a new one gets everything wrong).
     seed : int
         Seed for sampling, augmentation and the validation split; with it, CPU training is
         deterministic.
@@ -87,6 +91,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     validate_every: int = 100
     painted_fraction: float = 0.9
+    focus_fraction: float = 0.5
     seed: int = 0
     device: str = "auto"
     amp: bool = True

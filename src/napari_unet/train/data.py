@@ -32,16 +32,34 @@ class TrainingData:
     class_weights: np.ndarray
 
     def __post_init__(self) -> None:
-        self._painted: list[np.ndarray] = []
+        self._painted = self._by_class([plane.labels > 0 for plane in self.planes])
+        self._focus: list[np.ndarray] = []
+
+    def _by_class(self, masks: list[np.ndarray]) -> list[np.ndarray]:
+        """(plane, y, x) of the painted pixels within ``masks`` (one per plane), one array per class painted."""
+        found = []
         for value in range(1, self.n_classes + 1):
             where = [
                 np.column_stack([np.full(len(ys), i), ys, xs])
-                for i, plane in enumerate(self.planes)
-                for ys, xs in [np.nonzero(plane.labels == value)]
+                for i, (plane, mask) in enumerate(zip(self.planes, masks, strict=True))
+                for ys, xs in [np.nonzero((plane.labels == value) & mask)]
             ]
             stacked = np.concatenate(where) if where else np.empty((0, 3), dtype=np.int64)
             if len(stacked):
-                self._painted.append(stacked)
+                found.append(stacked)
+        return found
+
+    def focus_on(self, masks: list[np.ndarray]) -> None:
+        """Painted pixels to centre windows on first (one mask per plane): those the network gets wrong, say.
+
+        :meth:`sample_batch` centres ``focus_fraction`` of its windows on them, each class equally often.
+        """
+        self._focus = self._by_class(masks)
+
+    @property
+    def focus_pixels(self) -> int:
+        """Painted pixels windows are centred on first (:meth:`focus_on`)."""
+        return int(sum(len(pixels) for pixels in self._focus))
 
     @property
     def in_channels(self) -> int:
@@ -87,6 +105,7 @@ class TrainingData:
         rng: np.random.Generator,
         painted_fraction: float = 0.9,
         out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        focus_fraction: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cut a batch of square windows; most are placed so that a painted pixel falls in the output.
 
@@ -105,6 +124,9 @@ class TrainingData:
             placed uniformly.
         out : (numpy.ndarray, numpy.ndarray, numpy.ndarray), optional
             Arrays of the returned shapes and types to write into (page-locked memory for a GPU, say).
+        focus_fraction : float
+            Share of windows centred near a pixel set by :meth:`focus_on` (each class equally often),
+            before the others are placed.
 
         Returns
         -------
@@ -121,8 +143,10 @@ class TrainingData:
         images, labels, weights = out
         jitter = max(output // 2 - 1, 0)
         for b in range(batch_size):
-            if self._painted and rng.random() < painted_fraction:
-                pixels = self._painted[rng.integers(len(self._painted))]
+            chance = rng.random()
+            centres = self._focus if chance < focus_fraction and self._focus else self._painted
+            if centres and chance < max(focus_fraction, painted_fraction):
+                pixels = centres[rng.integers(len(centres))]
                 p, cy, cx = pixels[rng.integers(len(pixels))]
                 cy += rng.integers(-jitter, jitter + 1)
                 cx += rng.integers(-jitter, jitter + 1)

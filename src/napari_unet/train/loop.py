@@ -17,11 +17,14 @@ import torch
 from napari_unet import devices
 from napari_unet._version import __version__
 from napari_unet.models.model import Model
+from napari_unet.objects.classes import channel_argmax
 from napari_unet.train.augment import augment_batch
 from napari_unet.train.compiled_steps import compiled_forward
 from napari_unet.train.config import TrainConfig, TrainProgress, Validation, learning_rate_at, with_learning_rate
 from napari_unet.train.data import TrainingData
 from napari_unet.train.losses import weighted_cross_entropy
+from napari_unet.train.object_rules import choose_object_rules
+from napari_unet.train.painted_prediction import PaintedPredictor
 from napari_unet.train.patches import patch_geometry
 from napari_unet.train.validation import validate
 
@@ -102,6 +105,8 @@ class TrainingRun:
         self.step = 0
         self.loss = float("nan")
         self.last_validation: Validation | None = None
+        #: object rules chosen from the objects painted whole at the end of the run (None: none chosen)
+        self.object_rules: dict | None = None
         self.reason = "stopped"
         self.start = time.perf_counter()
         self.amp = config.amp and devices.autocast_dtype(device) is not None
@@ -182,7 +187,8 @@ class TrainingRun:
         """Cut ``batch_size`` windows into new host tensors (:meth:`host_batch`)."""
         host = self.host_batch(batch_size)
         views = tuple(t.numpy() for t in host)
-        self.data.sample_batch(batch_size, self.window, self.out, self.rng, self.config.painted_fraction, views)
+        focus = self.config.focus_fraction * (1.0 if self.fraction() < 0.5 else 0.5)
+        self.data.sample_batch(batch_size, self.window, self.out, self.rng, self.config.painted_fraction, views, focus)
         return host
 
     def host_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -264,6 +270,8 @@ class TrainingRun:
         if self.config.channels_last and self.device.type in ("cuda", "cpu"):
             self.net.to(memory_format=torch.channels_last)
         self.forward = compiled_forward(self.net, self.config.compile)
+        if self.model.history and self.config.focus_fraction > 0:
+            self.focus_on_mistakes()
         optimizer = make_optimizer(self.net, self.config, fused=self.device_checks)
         self.good_state = copy.deepcopy(self.net.state_dict())
         bad_steps = 0
@@ -309,6 +317,7 @@ class TrainingRun:
                 break
         if validation is None:
             validation = self.validate()
+        self.object_rules = self.choose_object_rules()
         yield self.record(learning_rate_at(self.fraction(), self.config), validation, done=True)
 
     def validate(self) -> Validation | None:
@@ -320,6 +329,32 @@ class TrainingRun:
             devices.release(self.device)
             return None
         return self.last_validation
+
+    def focus_on_mistakes(self) -> None:
+        """Centre the first windows on the painted pixels the network gets wrong now (corrections, say)."""
+        self.net.eval()
+        painted = PaintedPredictor(self.net, self.device, self.amp, self.data.n_classes)
+        masks = []
+        try:
+            for plane in self.data.planes:
+                labelled = plane.labels > 0
+                box, probabilities = painted.around(plane.image, labelled)
+                wrong = np.zeros_like(labelled)
+                wrong[box] = labelled[box] & (channel_argmax(probabilities) + 1 != plane.labels[box])
+                masks.append(wrong)
+        except torch.OutOfMemoryError:
+            devices.release(self.device)
+            return
+        self.data.focus_on(masks)
+
+    def choose_object_rules(self) -> dict | None:
+        """The object rules the objects painted whole ask for (:mod:`napari_unet.train.object_rules`), if any."""
+        self.net.eval()
+        try:
+            return choose_object_rules(self.net, self.data, self.device, self.amp)
+        except torch.OutOfMemoryError:
+            devices.release(self.device)
+            return None
 
     def finish(self) -> None:
         """Leave the model usable whatever happened: eval mode, on the CPU, run recorded, GPU memory freed."""
@@ -347,5 +382,7 @@ class TrainingRun:
         }
         if self.last_validation is not None:
             entry.update(val_loss=round(self.last_validation.loss, 5), val_iou=round(self.last_validation.iou, 4))
+        if self.object_rules is not None:
+            entry["object_rules"] = self.object_rules
         entry["config"] = {k: v for k, v in asdict(self.config).items() if k != "augment"}
         self.model.history.append(entry)

@@ -5,22 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from napari_unet.models.geometry import TileGeometry
-from napari_unet.predict.predictors import batch_predictor
-from napari_unet.predict.tiling import predict_tiled
-from napari_unet.progress import drain
 from napari_unet.train.config import Validation
 from napari_unet.train.data import TrainingData
-
-
-def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """Bounding box of a 2D mask grown by ``margin`` and clipped to the array."""
-    ys, xs = np.nonzero(mask)
-    h, w = mask.shape
-    return (
-        slice(max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, h)),
-        slice(max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, w)),
-    )
+from napari_unet.train.painted_prediction import PaintedPredictor
 
 
 def class_iou(predicted: np.ndarray, target: np.ndarray, values: list[int]) -> float:
@@ -42,16 +29,13 @@ def validate(
     """
     if data.validation_pixels == 0:
         return None
-    geom = TileGeometry(net.config.depth, net.config.padding)
-    predictor = batch_predictor(net, device, amp)
+    painted = PaintedPredictor(net, device, amp, data.n_classes, tile)
     predicted, target, likelihood = [], [], []
     for plane in data.planes:
         held = plane.val_labels > 0
         if not held.any():
             continue
-        box = _box(held, geom.halo)
-        image = plane.image[(slice(None), *box)][None]
-        probs = drain(predict_tiled(predictor, image, data.n_classes, geom, tile, batch_size=1))[0]
+        box, probs = painted.around(plane.image, held)
         labels = plane.val_labels[box]
         inside = labels > 0
         values = labels[inside].astype(np.int64)

@@ -1,0 +1,151 @@
+"""Object rules from the user's paint: the threshold and splitting that best give back the objects painted whole.
+
+Once whole objects are painted (with *Paint whole objects*, or as corrections on the objects layer), the
+network learns where one object ends and the next begins. A rule that cuts its objects again (the
+distance splitting) or a threshold that erodes them throws that away; these are kept only where the
+objects painted whole show that they help. At the end of a training run, the trained network predicts
+the painted planes around those objects, every candidate rule makes objects from the prediction, and
+each named object shape keeps the rule whose objects match the painted ones best; ties go to the
+network's own separations (no splitting, the lowest threshold).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from napari_unet.objects.classes import probabilities_to_classes
+from napari_unet.objects.config import OBJECT_SHAPES, ObjectConfig
+from napari_unet.objects.instances import plane_objects
+from napari_unet.objects.peaks import CROSS
+from napari_unet.train.annotations import BACKGROUND, UNLABELLED
+from napari_unet.train.data import TrainingData
+from napari_unet.train.painted_prediction import PaintedPredictor, painted_box
+
+#: Confidence thresholds tried, in order of preference (0.5: the network's most probable class).
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+#: Fewest objects painted whole for a choice; fewer say too little.
+MIN_OBJECTS = 3
+
+#: A painted object counts as whole when at least this share of the pixels around it is painted background.
+WHOLE_RIM = 0.5
+
+#: Most pixels predicted for the choice (regions around the painted objects, plane by plane).
+MAX_PIXELS = 4 << 20
+
+
+def whole_objects(annotation: np.ndarray) -> tuple[np.ndarray, int]:
+    """The objects painted whole in a 2D annotation: object-class components ringed by painted background.
+
+    Scribbles inside objects are left out (nothing is painted around them); so are objects touching
+    unpainted pixels on more than half of their outline.
+
+    Returns
+    -------
+    labels : numpy.ndarray of int32
+        1..n on the whole objects, 0 elsewhere.
+    n : int
+    """
+    out = np.zeros(annotation.shape, dtype=np.int32)
+    count = 0
+    for value in np.unique(annotation[annotation > BACKGROUND]).tolist():
+        components, n = ndimage.label(annotation == value, CROSS)
+        if not n:
+            continue
+        rim = ndimage.grey_dilation(components, footprint=CROSS) * (components == 0)
+        around = np.bincount(rim.reshape(-1), minlength=n + 1)
+        ringed = np.bincount(rim.reshape(-1), weights=annotation.reshape(-1) == BACKGROUND, minlength=n + 1)
+        whole = np.flatnonzero((ringed >= WHOLE_RIM * around) & (around > 0))
+        whole = whole[whole > 0]
+        lookup = np.zeros(n + 1, dtype=np.int32)
+        lookup[whole] = np.arange(count + 1, count + 1 + len(whole))
+        out = np.where(lookup[components] > 0, lookup[components], out)
+        count += len(whole)
+    return out, count
+
+
+def candidates(shape: str) -> list[ObjectConfig]:
+    """The rules tried for an object shape, most preferred first (no splitting, then low thresholds)."""
+    base = ObjectConfig.for_shape(shape)
+    splits = (False, True) if base.split is None else (base.split,)
+    return [ObjectConfig.for_shape(shape, threshold=t, split=s) for s in splits for t in THRESHOLDS]
+
+
+def match_counts(truth: np.ndarray, objects: np.ndarray, painted: np.ndarray) -> tuple[int, int, int]:
+    """(matches at IoU 0.5, painted objects, predicted objects judged) of one region.
+
+    The predicted objects judged are those lying mostly (half or more) on painted pixels: the painted
+    objects and the background painted around them.
+    """
+    n_true, n_objects = int(truth.max(initial=0)), int(objects.max(initial=0))
+    if n_objects == 0:
+        return 0, n_true, 0
+    sizes = np.bincount(objects.reshape(-1), minlength=n_objects + 1)
+    on_paint = np.bincount(objects[painted], minlength=n_objects + 1)
+    judged = np.flatnonzero((on_paint >= 0.5 * sizes) & (sizes > 0))
+    judged = judged[judged > 0]
+    both = (truth > 0) & (objects > 0)
+    pairs, overlap = np.unique(np.stack([truth[both], objects[both]]), axis=1, return_counts=True)
+    true_sizes = np.bincount(truth.reshape(-1), minlength=n_true + 1)
+    iou = overlap / (true_sizes[pairs[0]] + sizes[pairs[1]] - overlap)
+    matches = int(np.count_nonzero(iou > 0.5))  # above a half, each painted object matches at most one
+    return matches, n_true, len(judged)
+
+
+def _regions(data: TrainingData, halo: int) -> list[tuple[int, np.ndarray]]:
+    """(plane, whole objects) of the planes with objects painted whole, up to :data:`MAX_PIXELS` of boxes."""
+    regions, pixels = [], 0
+    for index, plane in enumerate(data.planes):
+        truth, n = whole_objects(np.maximum(plane.labels, plane.val_labels))
+        if not n:
+            continue
+        box = painted_box(truth > 0, halo)
+        pixels += (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
+        if pixels > MAX_PIXELS and regions:
+            break
+        regions.append((index, truth))
+    return regions
+
+
+def choose_object_rules(net: torch.nn.Module, data: TrainingData, device: torch.device, amp: bool) -> dict | None:
+    """The rule of every object shape that best gives back the objects painted whole, or None if too few.
+
+    ``net`` (on ``device``, in eval mode) predicts the painted planes around those objects.
+
+    Returns
+    -------
+    dict or None
+        ``{"painted_objects": n, "round": {"threshold": t, "split": s, "f1": f}, "packed": ..., ...}``
+    """
+    painted_predictor = PaintedPredictor(net, device, amp, data.n_classes)
+    regions = _regions(data, painted_predictor.geom.halo)
+    if sum(int(truth.max()) for _, truth in regions) < MIN_OBJECTS:
+        return None
+    predicted = []
+    for index, truth in regions:
+        plane = data.planes[index]
+        box, probabilities = painted_predictor.around(plane.image, truth > 0)
+        painted = np.maximum(plane.labels, plane.val_labels)[box] > UNLABELLED
+        predicted.append((truth[box], probabilities, probabilities_to_classes(probabilities), painted))
+    rules: dict = {"painted_objects": sum(int(truth.max()) for truth, *_ in predicted)}
+    for shape in OBJECT_SHAPES:
+        rules[shape] = _best_rule(shape, predicted)
+    return rules
+
+
+def _best_rule(shape: str, predicted: list) -> dict:
+    """The most preferred rule of ``shape`` whose F1 on the painted objects is within one object of the best."""
+    scores = []
+    for config in candidates(shape):
+        totals = np.zeros(3)
+        for truth, probabilities, classes, painted in predicted:
+            objects, _ = plane_objects(classes, config, probabilities)
+            totals += match_counts(truth, objects, painted)
+        matches, n_true, n_judged = totals
+        scores.append((config, 2 * matches / max(n_true + n_judged, 1), n_true))
+    best = max(f1 for _, f1, _ in scores)
+    tolerance = 1.0 / max(scores[0][2], 1)
+    config, f1, _ = next(item for item in scores if item[1] >= best - tolerance)
+    return {"threshold": config.threshold, "split": bool(config.splits), "f1": round(float(f1), 4)}
