@@ -44,6 +44,7 @@ _PUBLIC = {
     "predict_probabilities": "predict.segment",
     "segment": "predict.segment",
     "drain": "progress",
+    "add_corrections": "train.annotations",
     "AugmentConfig": "train.augment",
     "TrainConfig": "train.config",
     "TrainProgress": "train.config",
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # what static tools see; at run time each name is imported on
     from napari_unet.predict.config import PredictConfig, Segmentation
     from napari_unet.predict.segment import iter_segment, predict_probabilities, segment
     from napari_unet.progress import drain
+    from napari_unet.train.annotations import add_corrections
     from napari_unet.train.augment import AugmentConfig
     from napari_unet.train.config import TrainConfig, TrainProgress
     from napari_unet.train.fit import fit
@@ -104,6 +106,7 @@ __all__ = [
     "UNet",
     "UNetConfig",
     "__version__",
+    "add_corrections",
     "drain",
     "fit",
     "iter_segment",

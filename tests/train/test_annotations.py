@@ -84,3 +84,46 @@ def test_classes_of_objects_by_majority():
     objects = np.array([[1, 1, 2, 2]])
     classes = np.array([[3, 3, 2, 0]])
     assert classes_of_objects(objects, classes) == {1: 3, 2: 2}
+
+
+def test_add_corrections_is_the_correct_widgets_step_headless():
+    import pytest
+
+    import napari_unet as nu
+    from napari_unet.errors import InputError
+
+    predicted_objects = np.zeros((30, 40), np.uint32)
+    predicted_objects[5:15, 5:25] = 1  # two nuclei merged
+    predicted_classes = (predicted_objects > 0).astype(np.uint8) * 2
+    objects = predicted_objects.copy()
+    objects[5:15, 5:15], objects[5:15, 15:25] = 2, 3  # split by hand
+    annotation = np.zeros((30, 40), np.uint8)
+    annotation[25:28, 30:38] = 1
+    merged = nu.add_corrections(annotation, predicted_classes, predicted_objects, objects=objects)
+    assert merged is not annotation and annotation[5:15, 5:25].max() == 0  # the one given is left alone
+    assert (merged[25:28, 30:38] == 1).all()  # earlier paint kept
+    assert (merged[5:15, 5:14] == 2).all() and (merged[5:15, 16:25] == 2).all()  # both objects, whole
+    assert (merged[5:15, 14:16] == 1).all()  # with a background gap where they touch
+    classes = predicted_classes.copy()
+    classes[20:23, 0:5] = 2  # a missed bit painted on the classes
+    both = nu.add_corrections(None, predicted_classes, predicted_objects, classes=classes, objects=objects)
+    assert (both[20:23, 0:5] == 2).all() and both.dtype == np.uint8
+    with pytest.raises(InputError, match="painted copy"):
+        nu.add_corrections(annotation, predicted_classes)
+
+
+def test_the_rest_of_a_split_pair_counts_whole_but_not_the_rest_of_a_blob_of_many():
+    from napari_unet.train.annotations import corrections_from_objects
+
+    predicted = np.zeros((40, 90), np.uint32)
+    predicted[5:15, 5:25] = 1  # a merged pair
+    predicted[20:35, 5:85] = 2  # a blob of eight cells
+    painted = predicted.copy()
+    painted[5:15, 5:15] = 3  # one of the pair painted with a new label: the rest is the other
+    painted[20:35, 5:15] = 4  # two cells of the blob painted over it, the rest left
+    painted[20:35, 15:25] = 5
+    update = corrections_from_objects(painted, predicted)
+    assert (update[5:15, 16:25] == 2).all()  # the rest of the pair: an object, whole
+    assert (update[21:34, 6:14] == 2).all() and (update[21:34, 16:24] == 2).all()
+    assert (update[20:35, 25:85] == 0).all()  # the rest of the blob: not confirmed, unlabelled
+    assert (update[20:35, 24] == 1).all()  # a gap on the painted cell where it meets the blob

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Labels
 
-from napari_unet.train.annotations import corrections_from_classes, corrections_from_objects, merge
+from napari_unet.train.annotations import add_corrections
 
 from ._layers import (
     CLASSES_KEY,
@@ -23,21 +23,13 @@ from ._session import Session
 ANNOTATION, SEGMENTATION, OBJECTS = "annotation", "segmentation", "objects"
 
 
-def add_corrections(viewer: Any, session: Session, image: Image) -> int | None:
+def keep_corrections(viewer: Any, session: Session, image: Image) -> int | None:
     """Merge what was painted on the image's segmentation and objects into "<image> annotation".
 
-    A correction is a pixel that differs from what the plugin last wrote there (``session.written``); once
-    added, the painted layers count as written. The merge goes through the labels history (Ctrl-Z on the
+    A correction is a pixel that differs from what the plugin last wrote there (``session.written``),
+    turned into annotation by the core's :func:`napari_unet.train.annotations.add_corrections`; once added,
+    the painted layers count as written. The merge goes through the labels history (Ctrl-Z on the
     annotation takes it back), and the annotation layer is created only when there is something to add.
-
-    Parameters
-    ----------
-    viewer : napari.Viewer
-        The viewer holding the layers.
-    session : Session
-        The viewer's session, with the results the plugin last wrote.
-    image : Image
-        The image whose results were corrected.
 
     Returns
     -------
@@ -45,27 +37,29 @@ def add_corrections(viewer: Any, session: Session, image: Image) -> int | None:
         The number of annotation pixels changed; None when the plugin wrote neither layer in memory
         (nothing to compare with).
     """
-    seg = find_layer(viewer, output_name(image.name, SEGMENTATION), Labels)
-    obj = find_layer(viewer, output_name(image.name, OBJECTS), Labels)
-    updates = []
-    for layer in (seg, obj):
-        if layer is None or layer.name not in session.written or session.written[layer.name].shape != layer.data.shape:
-            continue
-        painted, before = np.asarray(layer.data), session.written[layer.name]
-        if layer is seg:
-            updates.append(corrections_from_classes(painted, before))
-        else:
-            classes = np.asarray(seg.data) if seg is not None and seg.data.shape == painted.shape else None
-            updates.append(corrections_from_objects(painted, before, classes))
-        session.written[layer.name] = np.array(painted, copy=True)
-    if not updates:
+    layers = {
+        kind: layer
+        for kind in (SEGMENTATION, OBJECTS)
+        for layer in [find_layer(viewer, output_name(image.name, kind), Labels)]
+        if layer is not None and layer.name in session.written and session.written[layer.name].shape == layer.data.shape
+    }
+    if not layers:
         return None
-    if not any(update.any() for update in updates):
+    painted = {kind: np.array(layer.data, copy=True) for kind, layer in layers.items()}
+    before = {kind: session.written[layer.name] for kind, layer in layers.items()}
+    for kind, layer in layers.items():
+        session.written[layer.name] = painted[kind]
+    if all(np.array_equal(painted[kind], before[kind]) for kind in layers):
         return 0
-    annotation = annotation_layer(viewer, session, image, updates[0].shape)
-    merged = np.asarray(annotation.data)
-    for update in updates:
-        merged = merge(merged, update)
+    shape = next(iter(painted.values())).shape
+    annotation = annotation_layer(viewer, session, image, shape)
+    merged = add_corrections(
+        np.asarray(annotation.data),
+        predicted_classes=before.get(SEGMENTATION),
+        predicted_objects=before.get(OBJECTS),
+        classes=painted.get(SEGMENTATION),
+        objects=painted.get(OBJECTS),
+    )
     return write_with_history(annotation, merged)
 
 

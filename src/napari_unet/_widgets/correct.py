@@ -8,7 +8,7 @@ from napari.layers import Image, Labels
 from qtpy.QtWidgets import QPushButton, QWidget
 
 from ._base import PluginWidget
-from ._corrections import SEGMENTATION, add_corrections
+from ._corrections import SEGMENTATION, keep_corrections
 from ._jobs import notify
 from ._layers import find_layer, output_name
 from ._zarr_results import zarr_source
@@ -49,7 +49,7 @@ class CorrectWidget(PluginWidget):
                 warning=True,
             )
             return 0
-        changed = add_corrections(self.viewer, self.session, image)
+        changed = keep_corrections(self.viewer, self.session, image)
         if changed is None:
             notify("segment the image first, then paint corrections on its segmentation or objects layer", warning=True)
             return 0

@@ -26,7 +26,7 @@ from napari_unet.progress import TileProgress
 
 from .._reader import read_levels, uncertainty_levels
 from ._base import PluginWidget
-from ._corrections import add_corrections
+from ._corrections import keep_corrections
 from ._jobs import BackgroundJob, Stopped, notify, notify_error
 from ._layers import (
     CHANNEL_CHOICES,
@@ -272,7 +272,7 @@ class SegmentWidget(PluginWidget):
 
     def _keep_corrections(self, image: Image) -> None:
         """Add corrections painted on the results about to be replaced to the annotation, and say so."""
-        changed = add_corrections(self.viewer, self.session, image)
+        changed = keep_corrections(self.viewer, self.session, image)
         if changed:
             notify(
                 f"{changed} annotation pixels added to '{output_name(image.name, 'annotation')}' from the corrections "

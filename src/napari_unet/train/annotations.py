@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage
 
+from napari_unet.errors import InputError
 from napari_unet.objects.peaks import CROSS
 
 #: Annotation values: pixels nobody painted carry no loss; 1 is the background; 2, 3 ... the object classes.
@@ -115,21 +116,50 @@ def corrections_from_classes(painted: np.ndarray, predicted: np.ndarray) -> np.n
     return update
 
 
+#: An object that lost pixels to objects painted over it stays an object (the rest of a merged pair split
+#: by hand) only if what is left of it is at most this many times the largest object painted over it; a
+#: larger rest (a blob of many cells with a few painted over it) is left out of the annotation.
+REMAINDER_RATIO = 2.0
+
+
+def corrected_ids(painted: np.ndarray, predicted: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """Ids of the objects a correction confirms whole: those painted, and the rests of those painted over.
+
+    An object painted (new, grown, or the label a person painted with) counts whole, and so does one that
+    was trimmed (pixels erased) or split (pixels painted with another label) if what is left of it is no
+    more than :data:`REMAINDER_RATIO` times the largest object painted over it.
+    """
+    painted_ids = np.unique(painted[changed])
+    painted_ids = painted_ids[painted_ids > 0]
+    shrunk = np.setdiff1d(np.unique(predicted[changed]), painted_ids)
+    shrunk = shrunk[shrunk > 0]
+    if not len(shrunk):
+        return painted_ids
+    ids, sizes = np.unique(painted[np.isin(painted, np.union1d(painted_ids, shrunk))], return_counts=True)
+    size = dict(zip(ids.tolist(), sizes.tolist(), strict=True))
+    kept = []
+    for s in shrunk.tolist():
+        takers = np.unique(painted[changed & (predicted == s)])
+        largest = max((size.get(t, 0) for t in takers.tolist() if t > 0), default=0)
+        if size.get(s, 0) and (largest == 0 or size[s] <= REMAINDER_RATIO * largest):
+            kept.append(s)
+    return np.union1d(painted_ids, np.asarray(kept, dtype=painted_ids.dtype))
+
+
 def corrections_from_objects(
     painted: np.ndarray, predicted: np.ndarray, classes: np.ndarray | None = None, ring: int = 2
 ) -> np.ndarray:
     """Annotation from corrections painted on an objects layer.
 
-    Every object touched by a correction (a pixel whose id changed) is taken whole, with background gaps
-    where it touches other objects and a background ring where nothing else is; erased pixels become
-    background. ``classes`` gives each object's class (majority under it; 2 for new objects).
+    Every object a correction confirms (:func:`corrected_ids`: painted, or the rest of an object trimmed
+    or split by hand) is taken whole, with background gaps where it touches other objects and a background
+    ring where nothing else is; erased pixels become background. ``classes`` gives each object's class
+    (majority under it; 2 for new objects).
     """
     changed = painted != predicted
     if not changed.any():
         return np.zeros(painted.shape, dtype=np.uint8)
-    edited_ids = np.union1d(painted[changed], predicted[changed])  # grown, new, shrunk or split objects
-    edited_ids = edited_ids[edited_ids > 0]
-    edited = np.where(np.isin(painted, edited_ids), painted, 0)
+    edited = np.where(np.isin(painted, corrected_ids(painted, predicted, changed)), painted, 0)
     class_map = classes_of_objects(edited, classes) if classes is not None else {}
     update = instances_to_annotation(edited, class_map, gap=False, ring=ring)
     update[(painted > 0) & (edited == 0)] = UNLABELLED  # the ring stops at objects nobody corrected
@@ -138,3 +168,55 @@ def corrections_from_objects(
     erased = changed & (painted == 0)
     update[erased] = BACKGROUND
     return update
+
+
+def add_corrections(
+    annotation: np.ndarray | None,
+    predicted_classes: np.ndarray | None = None,
+    predicted_objects: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
+    objects: np.ndarray | None = None,
+) -> np.ndarray:
+    """The annotation with the corrections painted on a segmentation added: the Correct widget's step.
+
+    Paint on copies of a segmentation's classes or objects (a :class:`napari_unet.Segmentation`'s
+    ``classes`` and ``objects``), then give both versions: what differs becomes annotation, painted pixels
+    winning over earlier annotation (:func:`corrections_from_classes`, :func:`corrections_from_objects`:
+    corrected objects are taken whole, with background gaps and rings).
+
+    Parameters
+    ----------
+    annotation : numpy.ndarray or None
+        The annotation so far (0 unlabelled, 1 background, 2.. classes); None for none yet.
+    predicted_classes, predicted_objects : numpy.ndarray, optional
+        The segmentation as it was predicted.
+    classes, objects : numpy.ndarray, optional
+        The same after painting corrections on them.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new annotation (uint8 if none was given); the one given is left as it was.
+
+    Examples
+    --------
+    >>> result = nu.segment(model, image)
+    >>> painted = result.objects.copy()
+    >>> painted[painted == 7] = 0                          # erase a false object
+    >>> annotation = nu.add_corrections(annotation, result.classes, result.objects, objects=painted)
+    """
+    updates = []
+    if classes is not None and predicted_classes is not None:
+        updates.append(corrections_from_classes(np.asarray(classes), np.asarray(predicted_classes)))
+    if objects is not None and predicted_objects is not None:
+        context = None if classes is None else np.asarray(classes)
+        context = np.asarray(predicted_classes) if context is None and predicted_classes is not None else context
+        updates.append(corrections_from_objects(np.asarray(objects), np.asarray(predicted_objects), context))
+    if not updates:
+        raise InputError("give a painted copy of the classes or of the objects, with the prediction it was made on")
+    merged = np.zeros(updates[0].shape, np.uint8) if annotation is None else np.asarray(annotation)
+    if merged.shape != updates[0].shape:
+        raise InputError(f"the annotation has shape {merged.shape} but the segmentation {updates[0].shape}")
+    for update in updates:
+        merged = merge(merged, update)
+    return merged
