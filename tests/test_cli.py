@@ -284,3 +284,16 @@ def test_a_tiff_too_large_for_memory_goes_block_by_block_into_zarr_by_default(fi
     monkeypatch.setattr(host_memory, "available_bytes", lambda: None)  # fits (not known): TIFFs as before
     assert main([*args[:3], "--out", str(files / "p"), *args[5:]]) == 0
     assert (files / "p" / "cells_segmentation.tif").exists()
+
+
+def test_an_instance_mask_given_as_labels_trains_whole_objects_of_one_class(files, scribbled, capsys):
+    _, _, objects = scribbled
+    tifffile.imwrite(files / "cells_objects.tif", objects.astype(np.uint16))
+    common = ["--image", str(files / "cells.tif"), "--labels", str(files / "cells_objects.tif")]
+    common += ["--steps", "2", "--preset", "light", "--device", "cpu"]
+    assert main(["train", *common, "--out", str(files / "objects.pt")]) == 0
+    err = capsys.readouterr().err
+    assert "cells_objects.tif: the labels hold" in err and "instance mask" in err and "--labels-are classes" in err
+    assert load_model(files / "objects.pt").class_names == ("background", "object")  # not one class per nucleus
+    assert main(["train", *common, "--out", str(files / "classes.pt"), "--labels-are", "classes"]) == 0
+    assert load_model(files / "classes.pt").n_classes == int(objects.max())  # what was asked for

@@ -45,6 +45,7 @@ _PUBLIC = {
     "segment": "predict.segment",
     "drain": "progress",
     "add_corrections": "train.annotations",
+    "annotation_from_labels": "train.annotations",
     "AugmentConfig": "train.augment",
     "TrainConfig": "train.config",
     "TrainProgress": "train.config",
@@ -67,7 +68,7 @@ if TYPE_CHECKING:  # what static tools see; at run time each name is imported on
     from napari_unet.predict.config import PredictConfig, Segmentation
     from napari_unet.predict.segment import iter_segment, predict_probabilities, segment
     from napari_unet.progress import drain
-    from napari_unet.train.annotations import add_corrections
+    from napari_unet.train.annotations import add_corrections, annotation_from_labels
     from napari_unet.train.augment import AugmentConfig
     from napari_unet.train.config import TrainConfig, TrainProgress
     from napari_unet.train.fit import fit
@@ -107,6 +108,7 @@ __all__ = [
     "UNetConfig",
     "__version__",
     "add_corrections",
+    "annotation_from_labels",
     "drain",
     "fit",
     "iter_segment",

@@ -29,6 +29,7 @@ from napari_unet.models.unet import PRESETS, preset_for_device
 from napari_unet.objects.config import OBJECT_SHAPES, ObjectConfig
 from napari_unet.predict.config import PredictConfig
 from napari_unet.predict.segment import FINDING_OBJECTS
+from napari_unet.train.annotations import LABELS_ARE, annotation_from_labels
 from napari_unet.train.config import COMPILE_MODES, LEARNING_RATE_FINE_TUNE, LEARNING_RATE_NEW, TrainConfig
 from napari_unet.train.fit import fit, prepare
 
@@ -74,7 +75,12 @@ def run_train(args: argparse.Namespace) -> int:
     image_paths = expand_images(args.image)
     label_paths = pair_annotations(image_paths, expand_images(args.labels), args.labels)
     images = [read_image(p) for p in image_paths]
-    annotations = [read_image(p) for p in label_paths]
+    annotations = []
+    for path in label_paths:
+        annotation, note = annotation_from_labels(read_image(path), args.labels_are)
+        if note:
+            print(f"napari-unet: {path.name}: {note} (--labels-are classes reads them as classes)", file=sys.stderr)
+        annotations.append(annotation)
     in_channels = 1 if args.channel_axis is None else int(images[0].shape[args.channel_axis])
     source = args.init or (NEW if args.preset == "auto" else f"{NEW}: {args.preset}")
     top_class = max((int(a.max()) for a in annotations if a.size), default=0)
@@ -222,6 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         help="annotation: 0 unlabelled, 1 background, 2.. object classes (repeatable)",
+    )
+    train.add_argument(
+        "--labels-are",
+        default="auto",
+        choices=list(LABELS_ARE),
+        help="auto: labels with many values, each one blob, are an instance mask and are trained on as whole "
+        "objects (with gaps and rings); classes: always 0 unlabelled, 1 background, 2.. classes; objects: always "
+        "an instance mask",
     )
     train.add_argument("--out", required=True, help="model file to write")
     train.add_argument("--init", help="model file to fine-tune from ('starting': the shipped nuclei model)")

@@ -153,3 +153,16 @@ def test_layer_pickers_follow_the_viewer(plugin):
     viewer.layers["new image"].name = "renamed"
     names = [getattr(c, "name", None) for c in picker.choices]
     assert "renamed" in names and "new image" not in names
+
+
+def test_an_instance_mask_as_annotation_trains_whole_objects(plugin, cells, qtbot, messages):
+    viewer, w = plugin
+    mask = viewer.add_labels(cells[1].astype(np.uint16), name="cells annotation")  # nuclei numbered 1..n
+    train = w["Train"]
+    train.annotation_picker.value = mask
+    train.settings.budget_value.setValue(3)
+    wait_for(qtbot, train.start())
+    assert "instance mask" in _texts(messages, "info") and "whole objects of one class" in _texts(messages, "info")
+    assert train.session.model.class_names == ("background", "nucleus")  # the starting model, not n classes
+    assert train.session.model.history[-1]["steps"] == 3
+    np.testing.assert_array_equal(mask.data, cells[1])  # the layer is left as painted

@@ -127,3 +127,35 @@ def test_the_rest_of_a_split_pair_counts_whole_but_not_the_rest_of_a_blob_of_man
     assert (update[21:34, 6:14] == 2).all() and (update[21:34, 16:24] == 2).all()
     assert (update[20:35, 25:85] == 0).all()  # the rest of the blob: not confirmed, unlabelled
     assert (update[20:35, 24] == 1).all()  # a gap on the painted cell where it meets the blob
+
+
+def test_an_instance_mask_is_told_from_a_class_annotation(scribbled):
+    from napari_unet.train.annotations import annotation_from_labels, looks_like_instances
+
+    _, scribbles, objects = scribbled
+    assert looks_like_instances(objects)  # synthetic nuclei numbered 1..n
+    assert not looks_like_instances(scribbles)  # 1 background strokes, 2 object strokes
+    classes = scribbles.copy()
+    classes[objects == 3], classes[objects == 4] = 3, 4  # more classes, still strokes of few values
+    assert not looks_like_instances(classes)
+    assert not looks_like_instances(objects.astype(np.float32))  # not labels at all
+    annotation, note = annotation_from_labels(objects)
+    assert f"{len(np.unique(objects)) - 1} objects" in note
+    assert set(np.unique(annotation).tolist()) <= {0, 1, 2} and (annotation[objects > 0] > 0).all()
+    kept, note = annotation_from_labels(objects, "classes")
+    assert note == "" and np.array_equal(kept, objects)
+    same, note = annotation_from_labels(scribbles)
+    assert note == "" and np.array_equal(same, scribbles)
+    forced, note = annotation_from_labels(scribbles, "objects")
+    assert note and forced.max() == 2
+
+
+def test_fit_says_what_an_instance_mask_is(tiny_model, scribbled):
+    import pytest
+
+    from napari_unet import TrainConfig, drain, fit
+    from napari_unet.errors import InputError
+
+    image, _, objects = scribbled
+    with pytest.raises(InputError, match="instance mask.*annotation_from_labels"):
+        drain(fit(tiny_model, [image], [objects], TrainConfig(steps=1, device="cpu")))

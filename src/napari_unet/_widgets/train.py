@@ -23,6 +23,7 @@ from napari_unet.models.files import load_model, save_model
 from napari_unet.models.model import Model
 from napari_unet.models.starting import starting_model_path
 from napari_unet.models.unet import PRESETS
+from napari_unet.train.annotations import annotation_from_labels
 from napari_unet.train.config import TrainProgress
 from napari_unet.train.fit import fit
 from napari_unet.train.preview import Preview, with_previews
@@ -158,7 +159,9 @@ class TrainWidget(PluginWidget):
                 self.annotation_picker.value = layer
 
     # -- model choice --------------------------------------------------------------------------------
-    def _model_for(self, annotation: Labels, in_channels: int, continue_training: bool) -> ModelChoice | None:
+    def _model_for(
+        self, annotation: Labels, top_class: int, in_channels: int, continue_training: bool
+    ) -> ModelChoice | None:
         """The model to train, as the core chooses it from the model row (None if no file was picked)."""
         classes = classes_of(annotation)
         names = [classes[v]["name"] for v in sorted(classes) if v > 1]
@@ -173,7 +176,7 @@ class TrainWidget(PluginWidget):
             self.session.model,
             names,
             in_channels,
-            int(np.max(annotation.data, initial=0)),
+            top_class,
             devices.select_device(self.settings.config().device).type,
             seed=self.settings.config().seed,
         )
@@ -216,14 +219,18 @@ class TrainWidget(PluginWidget):
         try:
             pixels = image_data(image)
             in_channels = 1 if axis is None or image.rgb else pixels.shape[axis]
-            chosen = self._model_for(annotation, in_channels, continue_training)
+            # a snapshot (painting may go on during training); an instance mask becomes whole objects
+            painted, note = annotation_from_labels(np.array(annotation.data, copy=True))
+            top = int(np.max(painted, initial=0))
+            chosen = self._model_for(annotation, top, in_channels, continue_training)
         except Exception as error:  # bad model files and choices fail in many ways; all become a notification
             notify_error(error)
             return None
         if chosen is None or not self._keep_replaced(chosen.model):
             return None
+        if note:
+            notify(f"'{annotation.name}': {note}")
         model, name = chosen.model, image.name
-        painted = np.array(annotation.data, copy=True)  # a snapshot: painting may go on during training
         config = self.settings.config()
         self._begin_run(chosen, image, annotation)
         if self.settings.preview_every.value() > 0:

@@ -220,3 +220,69 @@ def add_corrections(
     for update in updates:
         merged = merge(merged, update)
     return merged
+
+
+#: Distinct values from which an annotation may be an instance mask (one id per object) rather than classes.
+INSTANCE_VALUES = 8
+
+#: Share of the values that must each be one connected blob for the labels to be read as an instance mask.
+INSTANCE_BLOBS = 0.9
+
+#: How labels given for training are read: "auto" tells an instance mask from classes, or say which.
+LABELS_ARE = ("auto", "classes", "objects")
+
+
+def looks_like_instances(labels: np.ndarray) -> bool:
+    """Whether labels look like an instance mask: many values, nearly each one connected blob (in a plane).
+
+    A class annotation has a few values (1 background, 2.. classes), each painted in many strokes; an
+    instance mask (objects numbered 1..n, as from another tool or a hand-made ground truth) has many, each
+    one object in every plane it is in.
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu" or labels.max(initial=0) < INSTANCE_VALUES:  # a quick answer for classes
+        return False
+    if len(np.unique(labels[labels > 0])) < INSTANCE_VALUES:
+        return False
+    blobs = pieces = 0
+    for plane in labels.reshape(-1, *labels.shape[-2:]):
+        values, compact = np.unique(plane, return_inverse=True)
+        compact = compact.reshape(plane.shape)
+        for index, box in enumerate(ndimage.find_objects(compact), start=1):
+            if box is None or values[index] == 0:
+                continue
+            pieces += 1
+            blobs += ndimage.label(compact[box] == index, CROSS)[1] == 1
+    return blobs >= INSTANCE_BLOBS * pieces
+
+
+def annotation_from_labels(labels: np.ndarray, labels_are: str = "auto") -> tuple[np.ndarray, str]:
+    """Labels given for training as an annotation, with a note when they were read as an instance mask.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        An annotation (0 unlabelled, 1 background, 2.. classes) or an instance mask (one id per object).
+    labels_are : {"auto", "classes", "objects"}
+        "auto" reads labels that :func:`looks_like_instances` as objects; "classes" and "objects" say.
+
+    Returns
+    -------
+    annotation : numpy.ndarray
+        The labels as given, or the objects painted whole: one object class (2), background gaps where
+        objects touch and rings around them (as *Paint whole objects* does); everything else unlabelled.
+    note : str
+        What was done, for the user ("" when the labels were taken as classes).
+    """
+    if labels_are not in LABELS_ARE:
+        raise InputError(f"labels are one of {', '.join(LABELS_ARE)}, not {labels_are!r}")
+    objects = labels_are == "objects" or (labels_are == "auto" and looks_like_instances(labels))
+    if not objects:
+        return np.asarray(labels), ""
+    instances = np.asarray(labels)
+    count = len(np.unique(instances[instances > 0]))
+    note = (
+        f"the labels hold {count} objects numbered one by one (an instance mask): training on them as whole "
+        "objects of one class, with background gaps and rings around them"
+    )
+    return instances_to_annotation(instances), note

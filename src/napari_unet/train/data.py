@@ -11,6 +11,7 @@ from napari_unet.errors import InputError, TrainingError
 from napari_unet.images.axes import infer_layout, to_planes
 from napari_unet.images.normalization import Normalization
 from napari_unet.train import losses
+from napari_unet.train.annotations import looks_like_instances
 
 
 @dataclass
@@ -238,6 +239,11 @@ def check_annotation(annotation: np.ndarray, expected_shape: tuple[int, ...], n_
         raise InputError("the annotation holds negative values; use 0 for unlabelled, 1 for background")
     top = int(ann.max()) if ann.size else 0
     if top > n_classes:
+        if looks_like_instances(ann):
+            raise InputError(
+                f"the annotation holds {top} values, each one object: an instance mask, not classes; "
+                "make an annotation of it with napari_unet.annotation_from_labels(labels)"
+            )
         raise InputError(
             f"the annotation uses class {top} but the model knows classes 1..{n_classes} "
             f"(1 background, 2..{n_classes} objects); add the class to the model or repaint"
