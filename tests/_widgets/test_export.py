@@ -58,7 +58,7 @@ def test_sample_data_opens(make_napari_viewer):
 
 
 def test_a_folder_is_not_segmented_while_the_model_trains(plugin, cells, qtbot, tmp_path, messages):
-    from .conftest import scribbles_for
+    from .conftest import train_in_background
 
     _, w = plugin
     source = tmp_path / "in"
@@ -66,11 +66,8 @@ def test_a_folder_is_not_segmented_while_the_model_trains(plugin, cells, qtbot, 
     tifffile.imwrite(source / "img.tif", cells[0])
     export = w["Export"]
     export.source.value, export.folder.value = str(source), str(tmp_path / "out")
-    w["Annotate"].ensure_annotation_layer().data = scribbles_for(cells[1])
     train = w["Train"]
-    train.settings.budget_value.setValue(5000)
-    job = train.start()
-    qtbot.waitUntil(lambda: train.session.model is not None, timeout=30_000)
+    job = train_in_background(w, cells, qtbot)  # a few steps made: stopping keeps a trained model
     assert export.export_folder() is None  # the network flips between training and inference
     assert not (tmp_path / "out").exists()
     warned = [text for kind, text in messages if kind == "warning"]

@@ -28,23 +28,20 @@ from napari_unet.train.config import TrainProgress
 from napari_unet.train.fit import fit
 from napari_unet.train.preview import Preview, with_previews
 
-from ._autosave import autosave, save_latest, save_stamped_model
+from ._autosave import autosave
 from ._base import PluginWidget
-from ._jobs import BackgroundJob, Stopped, notify, notify_error, user_message, warm_up_torch
+from ._jobs import BackgroundJob, Stopped, notify, notify_error, warm_up_torch
+from ._keeping import autosave_after_run, keep_replaced
 from ._layers import (
     CHANNEL_CHOICES,
     DEFAULT_COLOURS,
-    camera,
     channel_axis_of,
-    class_colormap,
     classes_of,
     find_layer,
     image_data,
     output_name,
-    plane_index,
-    spatial_shape,
-    write_labels,
 )
+from ._live_preview import LivePreview
 from ._plot import CurvePlot
 from ._restore import RestoreButton
 from ._session import set_model
@@ -53,9 +50,6 @@ from ._train_settings import TrainSettings
 CURRENT, FROM_FILE, STARTING = "current model", "model file…", "starting model (nuclei)"
 #: The model row's choices -> the sources of :func:`napari_unet.models.choice.model_for_training`.
 SOURCES = {CURRENT: choice.CURRENT, STARTING: choice.STARTING}
-PREVIEW = "preview"
-#: Largest side of the previewed region, so a preview stays quick on the CPU.
-PREVIEW_SIDE = 768
 
 
 class TrainWidget(PluginWidget):
@@ -93,7 +87,7 @@ class TrainWidget(PluginWidget):
         self._annotation: Labels | None = None
         self._previous: tuple[Model | None, str] = (None, "")
         self._steps_before = 0
-        self._region: Any = None
+        self.preview = LivePreview(napari_viewer, self._channel_axis)
         self.events.retrain_requested.connect(self.retrain_on)
         self.events.model_changed.connect(lambda _: self._show_model())
         napari_viewer.layers.events.inserted.connect(self._layer_added)
@@ -184,27 +178,6 @@ class TrainWidget(PluginWidget):
             notify(chosen.note)
         return chosen
 
-    def _keep_replaced(self, model: Model) -> bool:
-        """Before ``model`` replaces a model trained and not saved since, save that one under a new name.
-
-        Returns False (and says why) if it could not be saved: nothing trained is dropped unsaved.
-        """
-        current = self.session.model
-        if current is None or model is current or not self.session.unsaved:
-            return True
-        try:
-            path = save_stamped_model(current, self._image_name)
-        except Exception as error:  # a full disk, a folder without write access ...
-            notify(
-                f"the model trained so far could not be kept ({user_message(error)}): save it with 'Save model…' "
-                "first, or train the current model",
-                warning=True,
-            )
-            return False
-        self.session.unsaved = False
-        notify(f"the model trained so far is kept in {path}; open it with 'Load model…' to use it again")
-        return True
-
     # -- running -------------------------------------------------------------------------------------
     def start(self, continue_training: bool = False) -> BackgroundJob | None:
         """Start training in a background thread (a new model, or the current one to continue)."""
@@ -226,7 +199,7 @@ class TrainWidget(PluginWidget):
         except Exception as error:  # bad model files and choices fail in many ways; all become a notification
             notify_error(error)
             return None
-        if chosen is None or not self._keep_replaced(chosen.model):
+        if chosen is None or not keep_replaced(self.session, chosen.model, self._image_name):
             return None
         if note:
             notify(f"'{annotation.name}': {note}")
@@ -234,13 +207,14 @@ class TrainWidget(PluginWidget):
         config = self.settings.config()
         self._begin_run(chosen, image, annotation)
         if self.settings.preview_every.value() > 0:
-            self._add_preview_layer(image)
+            self.preview.add_layer(image, self._class_colours())
+        self.preview.follow(image.name)
         self.job = BackgroundJob(
             lambda: with_previews(
                 model,
                 fit(model, [pixels], [painted], config, channel_axis=axis),
                 pixels,
-                lambda: self._region,
+                lambda: self.preview.region,
                 every=float(self.settings.preview_every.value() or 1e9),
                 channel_axis=axis,
                 device=config.device,
@@ -253,8 +227,6 @@ class TrainWidget(PluginWidget):
             on_abandoned=lambda: autosave(model, name),
         )
         self._set_running(True)
-        camera(self.viewer).events.center.connect(self._update_region)
-        self.viewer.dims.events.current_step.connect(self._update_region)
         self.status.setText(f"preparing the data on {self.settings.device_label.text()}…")
         return self.job.start()
 
@@ -268,7 +240,6 @@ class TrainWidget(PluginWidget):
             self.session.model_label = chosen.label
         self.session.model = chosen.model
         self.restore_button.withdraw()
-        self._update_region()
         self.plot.clear()
         self.progress.setValue(0)
 
@@ -295,27 +266,10 @@ class TrainWidget(PluginWidget):
         self._pick_annotation()
         self.start(continue_training=self.session.model is not None)
 
-    def _update_region(self, *_: Any) -> None:
-        """Remember which part of the image is on screen, for the live preview (GUI thread)."""
-        image = find_layer(self.viewer, self._image_name, Image)
-        if image is None:
-            self._region = None
-            return
-        axis = channel_axis_of(image, CHANNEL_CHOICES[self.channels.currentText()])
-        shape = spatial_shape(image, axis)
-        centre = image.world_to_data(camera(self.viewer).center)[-2:]
-        zoom = max(camera(self.viewer).zoom, 1e-6)
-        size = np.asarray(self.viewer.canvas.size, dtype=float) / zoom / np.asarray(image.scale[-2:])
-        half = np.minimum(size / 2, PREVIEW_SIDE / 2)
-        box = tuple(
-            slice(int(max(min(c - h, s - 1), 0)), int(min(max(c + h, 1), s)))
-            for c, h, s in zip(centre, half, shape[-2:], strict=True)
-        )
-        self._region = (plane_index(self.viewer, image, len(shape)), box)
-
     def _on_progress(self, record: TrainProgress | Preview) -> None:
         if isinstance(record, Preview):
-            self._show_preview(record)
+            if self.session.model is not None:
+                self.preview.show(record, self._class_colours())
             return
         self.progress.setValue(int(record.fraction * 1000))
         self.plot.add("loss", record.step, record.loss)
@@ -330,32 +284,9 @@ class TrainWidget(PluginWidget):
                 f"the image '{self._image_name}' was removed: training stopped, the model so far is kept", warning=True
             )
 
-    def _show_preview(self, preview: Preview) -> None:
-        """Paint the preview into "<image> preview", touching only the pixels that changed (cheap to redraw)."""
-        image = find_layer(self.viewer, self._image_name, Image)
-        if image is None or self.session.model is None:
-            return
-        name = output_name(image.name, PREVIEW)
-        layer = find_layer(self.viewer, name, Labels)
-        index = (*preview.plane, *preview.box)
-        shape = spatial_shape(image, channel_axis_of(image, CHANNEL_CHOICES[self.channels.currentText()]))
-        if layer is None or layer.data.shape != shape:
-            layer = self._add_preview_layer(image)
-        region = np.asarray(layer.data[index])
-        changed = np.nonzero(region != preview.classes)
-        if changed[0].size:
-            region[changed] = preview.classes[changed]
-            layer.data[index] = region
-            layer.refresh(extent=False, thumbnail=False)
-
-    def _add_preview_layer(self, image: Image) -> Labels:
-        """An empty "<image> preview" layer (added before training starts: adding layers is slow)."""
-        shape = spatial_shape(image, channel_axis_of(image, CHANNEL_CHOICES[self.channels.currentText()]))
-        layer = write_labels(
-            self.viewer, output_name(image.name, PREVIEW), np.zeros(shape, np.uint8), like=image, opacity=0.5
-        )
-        layer.colormap = class_colormap(self._class_colours())
-        return layer
+    def _channel_axis(self, image: Image) -> int | None:
+        """The channel axis of ``image`` as the channels row says."""
+        return channel_axis_of(image, CHANNEL_CHOICES[self.channels.currentText()])
 
     def _class_colours(self) -> dict[int, dict[str, str]]:
         """Colours of the object classes: those of the annotation layer where it has them."""
@@ -384,7 +315,8 @@ class TrainWidget(PluginWidget):
         set_model(self.viewer, model, self.session.model_label or "trained model", unsaved=True)
         self.source.setCurrentText(CURRENT)  # Start now trains this model further rather than replace it
         message = f"training {ended} after {entry.get('steps', 0)} steps; the model is ready to segment"
-        notify(message + self._autosave_latest(model), warning=ended.startswith("stopped:"))
+        kept = autosave_after_run(model, self._image_name, self._image_shape, self._annotation)
+        notify(message + kept, warning=ended.startswith("stopped:"))
         self.status.setText(message)
 
     def _on_error(self, error: BaseException) -> None:
@@ -397,30 +329,8 @@ class TrainWidget(PluginWidget):
             self._put_back()
 
     def _on_finished(self) -> None:
-        for event in (camera(self.viewer).events.center, self.viewer.dims.events.current_step):
-            event.disconnect(self._update_region)
+        self.preview.stop_following()
         self._set_running(False)
-
-    def _autosave_latest(self, model: Model) -> str:
-        """Keep the model and its annotation in the image's autosave folder; what to add to the message."""
-        if self._annotation is None:
-            return ""
-        try:
-            folder = save_latest(
-                model,
-                self._image_name,
-                self._image_shape,
-                np.asarray(self._annotation.data),
-                classes_of(self._annotation),
-            )
-        except Exception as error:  # training went well; only the copy failed
-            notify(
-                f"the model and annotation could not be autosaved ({user_message(error)}): "
-                "save the model with 'Save model…'",
-                warning=True,
-            )
-            return ""
-        return f" (kept with its annotation in {folder})"
 
     # -- restoring -----------------------------------------------------------------------------------
     def _layer_added(self, event: Any) -> None:
@@ -466,7 +376,7 @@ class TrainWidget(PluginWidget):
         except Exception as error:
             notify_error(error)
             return None
-        if not self._keep_replaced(model):
+        if not keep_replaced(self.session, model, self._image_name):
             return None
         set_model(self.viewer, model, Path(path).name)
         self.source.setCurrentText(CURRENT)
