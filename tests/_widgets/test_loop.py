@@ -101,3 +101,61 @@ def test_gui_stays_responsive_while_training(plugin, cells, qtbot):
     gaps = np.diff(ticks)
     assert len(ticks) > 10
     assert np.median(gaps) < 100
+
+
+def _matched(truth: np.ndarray, objects: np.ndarray, ids) -> list[int]:
+    """The true objects among ``ids`` that some predicted object matches at IoU above 0.5."""
+    found = []
+    for t in ids:
+        mine = truth == t
+        candidates, counts = np.unique(objects[mine], return_counts=True)
+        best = max((c for v, c in zip(candidates, counts, strict=True) if v), default=0)
+        owner = candidates[counts == best][0] if best else 0
+        if owner and best / (mine.sum() + (objects == owner).sum() - best) > 0.5:
+            found.append(int(t))
+    return found
+
+
+def test_two_rounds_of_corrections_make_the_corrected_objects_come_out_right(make_napari_viewer, qtbot):
+    """Touching rods, which the starting model (round nuclei) merges: scribbles, then two rounds of painting
+    the largest wrong ones whole on the objects layer, Add corrections and retrain, Segment."""
+    from scipy import ndimage
+
+    from napari_unet.images.synthetic_rods import RodsConfig, synthetic_rods
+
+    from .conftest import scribbles_for
+
+    image, truth = synthetic_rods(RodsConfig(shape=(160, 160)), seed=4)
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="rods")
+    names = ("Annotate", "Train", "Segment", "Correct and retrain")
+    w = {name: viewer.window.add_plugin_dock_widget("napari-unet", name)[1] for name in names}
+    w["Train"].settings.preview_every.setValue(0)
+    w["Train"].settings.budget_value.setValue(300)
+    scribbles = np.where(scribbles_for(truth) == 1, 1, 0).astype(np.uint8)  # far background strokes
+    inner = (ndimage.minimum_filter(truth, 5) == ndimage.maximum_filter(truth, 5)) & (truth % 3 == 0) & (truth > 0)
+    scribbles[inner] = 2  # strokes inside a third of the rods
+    w["Annotate"].ensure_annotation_layer().data = scribbles
+    wait_for(qtbot, w["Train"].start(), timeout=300_000)
+    wait_for(qtbot, w["Segment"].segment())
+    objects = viewer.layers["rods objects"]
+    all_ids = np.unique(truth[truth > 0])
+    right_before = len(_matched(truth, objects.data, all_ids))
+    corrected: list[int] = []
+    for _ in range(2):
+        missing = [t for t in all_ids if t not in _matched(truth, objects.data, [t])]
+        chosen = sorted(missing, key=lambda t: -(truth == t).sum())[:6]
+        painted = np.array(objects.data)
+        label = int(painted.max()) + 1
+        for t in chosen:  # each painted whole with a new label, over what was there
+            painted[truth == t] = label
+            label += 1
+        objects.data = painted
+        assert w["Correct and retrain"].apply_and_retrain() > 0
+        wait_for(qtbot, w["Train"].job, timeout=300_000)
+        assert w["Train"].session.model.history[-1]["steps"] == 300
+        wait_for(qtbot, w["Segment"].segment())
+        corrected += [int(t) for t in chosen]
+        assert objects is viewer.layers["rods objects"]  # written in place
+    assert len(_matched(truth, objects.data, corrected)) >= 0.6 * len(corrected)  # none was right before
+    assert len(_matched(truth, objects.data, all_ids)) > right_before  # and the rest of the colony gained

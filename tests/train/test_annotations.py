@@ -157,5 +157,5 @@ def test_fit_says_what_an_instance_mask_is(tiny_model, scribbled):
     from napari_unet.errors import InputError
 
     image, _, objects = scribbled
-    with pytest.raises(InputError, match="instance mask.*annotation_from_labels"):
+    with pytest.raises(InputError, match=r"instance mask.*annotation_from_labels"):
         drain(fit(tiny_model, [image], [objects], TrainConfig(steps=1, device="cpu")))

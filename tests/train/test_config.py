@@ -10,6 +10,8 @@ from napari_unet.errors import InputError
 from napari_unet.train.config import (
     LEARNING_RATE_FINE_TUNE,
     LEARNING_RATE_NEW,
+    LEARNING_RATE_RETRAIN,
+    MISTAKES_TO_LEARN,
     learning_rate_at,
     with_learning_rate,
 )
@@ -27,13 +29,13 @@ def test_an_unknown_compile_mode_is_refused():
         TrainConfig(compile="fast")
 
 
-def test_fine_tuning_defaults_to_a_gentle_learning_rate(scribbled, tiny_model):
+def test_a_second_run_on_paint_the_model_gets_wrong_learns_at_the_retrain_rate(scribbled, tiny_model):
     image, annotation, _ = scribbled
     config = TrainConfig(steps=2, batch_size=1, patch_size=60, device="cpu")
-    drain(fit(tiny_model, [image], [annotation], config))
+    drain(fit(tiny_model, [image], [annotation], config))  # two steps: most of the paint is still wrong
     drain(fit(tiny_model, [image], [annotation], config))
     rates = [entry["config"]["learning_rate"] for entry in tiny_model.history]
-    assert rates == [LEARNING_RATE_NEW, LEARNING_RATE_FINE_TUNE]
+    assert rates == [LEARNING_RATE_NEW, LEARNING_RATE_RETRAIN]
 
 
 @pytest.mark.parametrize(
@@ -53,6 +55,14 @@ def test_a_learning_rate_is_chosen_only_where_none_was_given():
     assert with_learning_rate(TrainConfig(), trained_before=False).learning_rate == LEARNING_RATE_NEW
     assert with_learning_rate(TrainConfig(), trained_before=True).learning_rate == LEARNING_RATE_FINE_TUNE
     assert with_learning_rate(TrainConfig(learning_rate=0.5), trained_before=True).learning_rate == 0.5
+
+
+def test_a_trained_model_is_refined_gently_unless_it_gets_the_paint_wrong():
+    def rate(mistakes):
+        return with_learning_rate(TrainConfig(), trained_before=True, mistakes=mistakes).learning_rate
+
+    assert rate(0.0) == rate(MISTAKES_TO_LEARN / 2) == LEARNING_RATE_FINE_TUNE
+    assert rate(MISTAKES_TO_LEARN) == rate(0.5) == LEARNING_RATE_RETRAIN
     with pytest.raises(ValueError, match="chosen first"):
         learning_rate_at(0.5, TrainConfig())
 

@@ -116,18 +116,19 @@ def corrections_from_classes(painted: np.ndarray, predicted: np.ndarray) -> np.n
     return update
 
 
-#: An object that lost pixels to objects painted over it stays an object (the rest of a merged pair split
-#: by hand) only if what is left of it is at most this many times the largest object painted over it; a
-#: larger rest (a blob of many cells with a few painted over it) is left out of the annotation.
+#: An object that lost pixels to an object painted over it stays an object (the rest of a merged pair
+#: split by hand) only if the painted object was carved out of it (this share of it, or more, lay inside
+#: it) and what is left is at most :data:`REMAINDER_RATIO` times the painted object; otherwise the rest (a
+#: blob of many cells with a few painted over it, pieces of a wrong prediction) is left out.
+CARVED_SHARE = 0.8
 REMAINDER_RATIO = 2.0
 
 
 def corrected_ids(painted: np.ndarray, predicted: np.ndarray, changed: np.ndarray) -> np.ndarray:
-    """Ids of the objects a correction confirms whole: those painted, and the rests of those painted over.
+    """Ids of the objects a correction confirms whole: those painted, and the rests of objects split by hand.
 
     An object painted (new, grown, or the label a person painted with) counts whole, and so does one that
-    was trimmed (pixels erased) or split (pixels painted with another label) if what is left of it is no
-    more than :data:`REMAINDER_RATIO` times the largest object painted over it.
+    was trimmed (pixels erased only) or split (another object carved out of it, see :data:`CARVED_SHARE`).
     """
     painted_ids = np.unique(painted[changed])
     painted_ids = painted_ids[painted_ids > 0]
@@ -135,15 +136,23 @@ def corrected_ids(painted: np.ndarray, predicted: np.ndarray, changed: np.ndarra
     shrunk = shrunk[shrunk > 0]
     if not len(shrunk):
         return painted_ids
-    ids, sizes = np.unique(painted[np.isin(painted, np.union1d(painted_ids, shrunk))], return_counts=True)
-    size = dict(zip(ids.tolist(), sizes.tolist(), strict=True))
-    kept = []
-    for s in shrunk.tolist():
-        takers = np.unique(painted[changed & (predicted == s)])
-        largest = max((size.get(t, 0) for t in takers.tolist() if t > 0), default=0)
-        if size.get(s, 0) and (largest == 0 or size[s] <= REMAINDER_RATIO * largest):
-            kept.append(s)
+    kept = [s for s in shrunk.tolist() if _split_by_hand(painted, predicted, changed, s)]
     return np.union1d(painted_ids, np.asarray(kept, dtype=painted_ids.dtype))
+
+
+def _split_by_hand(painted: np.ndarray, predicted: np.ndarray, changed: np.ndarray, shrunk: int) -> bool:
+    """Whether what is left of object ``shrunk`` is an object a person meant: trimmed, or split in two."""
+    rest = int(np.count_nonzero(painted == shrunk))
+    if not rest:
+        return False
+    takers = np.unique(painted[changed & (predicted == shrunk)])
+    takers = takers[takers > 0]
+    for taker in takers.tolist():
+        own = painted == taker
+        size, inside = int(own.sum()), int(np.count_nonzero(own & (predicted == shrunk)))
+        if inside < CARVED_SHARE * size or rest > REMAINDER_RATIO * size:
+            return False
+    return True
 
 
 def corrections_from_objects(
@@ -153,8 +162,9 @@ def corrections_from_objects(
 
     Every object a correction confirms (:func:`corrected_ids`: painted, or the rest of an object trimmed
     or split by hand) is taken whole, with background gaps where it touches other objects and a background
-    ring where nothing else is; erased pixels become background. ``classes`` gives each object's class
-    (majority under it; 2 for new objects).
+    ring where nothing else is; erased pixels become background. ``classes`` (the segmentation's classes)
+    gives each object's class (majority under it; 2 for new objects), and keeps the ring off the pixels it
+    says are objects: in a packed colony the ring would fall on the neighbours.
     """
     changed = painted != predicted
     if not changed.any():
@@ -163,6 +173,8 @@ def corrections_from_objects(
     class_map = classes_of_objects(edited, classes) if classes is not None else {}
     update = instances_to_annotation(edited, class_map, gap=False, ring=ring)
     update[(painted > 0) & (edited == 0)] = UNLABELLED  # the ring stops at objects nobody corrected
+    if classes is not None:  # and where the segmentation says object: a neighbour in a packed colony
+        update[(update == BACKGROUND) & (edited == 0) & (np.asarray(classes) > 0)] = UNLABELLED
     touching = touching_pixels(painted) & (edited > 0)
     update[touching] = BACKGROUND
     erased = changed & (painted == 0)

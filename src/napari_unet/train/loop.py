@@ -91,7 +91,8 @@ class TrainingRun:
     """One training run: the optimisation loop, validation, and leaving the model usable at the end."""
 
     def __init__(self, model: Model, data: TrainingData, config: TrainConfig, device: torch.device) -> None:
-        config = with_learning_rate(config, trained_before=bool(model.history))
+        if not model.history:  # a trained model's rate is chosen when the run starts, from its mistakes
+            config = with_learning_rate(config, trained_before=False)
         self.model, self.data, self.config, self.device = model, data, config, device
         self.net = model.net
         #: what runs the training forward pass: the network, or its compiled wrapper (``compiled_forward``)
@@ -270,8 +271,11 @@ class TrainingRun:
         if self.config.channels_last and self.device.type in ("cuda", "cpu"):
             self.net.to(memory_format=torch.channels_last)
         self.forward = compiled_forward(self.net, self.config.compile)
-        if self.model.history and self.config.focus_fraction > 0:
-            self.focus_on_mistakes()
+        if self.model.history:
+            mistakes = (
+                self.focus_on_mistakes() if self.config.focus_fraction > 0 or not self.config.learning_rate else 0
+            )
+            self.config = with_learning_rate(self.config, trained_before=True, mistakes=mistakes)
         optimizer = make_optimizer(self.net, self.config, fused=self.device_checks)
         self.good_state = copy.deepcopy(self.net.state_dict())
         bad_steps = 0
@@ -330,8 +334,11 @@ class TrainingRun:
             return None
         return self.last_validation
 
-    def focus_on_mistakes(self) -> None:
-        """Centre the first windows on the painted pixels the network gets wrong now (corrections, say)."""
+    def focus_on_mistakes(self) -> float:
+        """Centre the first windows on the painted pixels the network gets wrong now (corrections, say).
+
+        Returns the share of the painted pixels it gets wrong (0 if it could not be told).
+        """
         self.net.eval()
         painted = PaintedPredictor(self.net, self.device, self.amp, self.data.n_classes)
         masks = []
@@ -344,8 +351,9 @@ class TrainingRun:
                 masks.append(wrong)
         except torch.OutOfMemoryError:
             devices.release(self.device)
-            return
+            return 0.0
         self.data.focus_on(masks)
+        return self.data.focus_pixels / max(self.data.labelled_pixels, 1)
 
     def choose_object_rules(self) -> dict | None:
         """The object rules the objects painted whole ask for (:mod:`napari_unet.train.object_rules`), if any."""
@@ -358,6 +366,7 @@ class TrainingRun:
 
     def finish(self) -> None:
         """Leave the model usable whatever happened: eval mode, on the CPU, run recorded, GPU memory freed."""
+        self.config = with_learning_rate(self.config, trained_before=True)  # if stopped before it was chosen
         if self.prefetcher is not None:
             self.prefetcher.shutdown(wait=True, cancel_futures=True)
             self.prefetcher, self.ahead = None, None
