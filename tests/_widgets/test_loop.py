@@ -57,7 +57,7 @@ def test_annotate_train_stop_continue_segment_correct_retrain_export(plugin, cel
     corrected[2:10, 2:10] = corrected.max() + 1
     obj.data = corrected
     before = np.array(annotation.data)
-    train.settings.budget_value.setValue(30)
+    w["Correct and retrain"].retrain_steps.setValue(30)  # the retrain's length, whatever Train's budget says
     changed = w["Correct and retrain"].apply_and_retrain()
     assert changed > 0
     assert (annotation.data[2:10, 2:10] == 2).all()  # the new object, whole
@@ -132,6 +132,7 @@ def test_two_rounds_of_corrections_make_the_corrected_objects_come_out_right(mak
     w = {name: viewer.window.add_plugin_dock_widget("napari-unet", name)[1] for name in names}
     w["Train"].settings.preview_every.setValue(0)
     w["Train"].settings.budget_value.setValue(300)
+    w["Correct and retrain"].retrain_steps.setValue(300)
     scribbles = np.where(scribbles_for(truth) == 1, 1, 0).astype(np.uint8)  # far background strokes
     inner = (ndimage.minimum_filter(truth, 5) == ndimage.maximum_filter(truth, 5)) & (truth % 3 == 0) & (truth > 0)
     scribbles[inner] = 2  # strokes inside a third of the rods

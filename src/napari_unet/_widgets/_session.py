@@ -39,7 +39,7 @@ class SessionEvents:
     """Signals between widgets of one viewer."""
 
     model_changed = Signal(object)
-    retrain_requested = Signal(str)
+    retrain_requested = Signal(str, int)  # image name, training steps
     training_state = Signal(bool)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from napari.layers import Image, Labels
-from qtpy.QtWidgets import QPushButton, QWidget
+from qtpy.QtWidgets import QFormLayout, QPushButton, QSpinBox, QWidget
+
+from napari_unet.train.config import RETRAIN_STEPS
 
 from ._base import PluginWidget
 from ._corrections import SEGMENTATION, keep_corrections
@@ -28,6 +30,18 @@ class CorrectWidget(PluginWidget):
         self.retrain_button = QPushButton("Add corrections and retrain")
         self.use_button.clicked.connect(lambda: self.apply_corrections())
         self.retrain_button.clicked.connect(lambda: self.apply_and_retrain())
+        self.retrain_steps = QSpinBox()
+        self.retrain_steps.setRange(10, 100_000)
+        self.retrain_steps.setSingleStep(50)
+        self.retrain_steps.setValue(RETRAIN_STEPS)
+        self.retrain_steps.setToolTip(
+            "training steps of each retrain: the first ones are drawn where the network is wrong, so a short "
+            f"retrain takes in the corrections (default {RETRAIN_STEPS}, chosen on synthetic rods and nuclei: "
+            "see docs/benchmarks.md)"
+        )
+        form = QFormLayout()
+        form.addRow("steps per retrain", self.retrain_steps)
+        self.layout().addLayout(form)
         self.layout().addWidget(self.use_button)
         self.layout().addWidget(self.retrain_button)
         self.status = self.status_label(
@@ -63,10 +77,10 @@ class CorrectWidget(PluginWidget):
         return changed
 
     def apply_and_retrain(self) -> int:
-        """Merge the corrections, then continue training the current model on the whole annotation."""
+        """Merge the corrections, then train the current model on the whole annotation for the retrain's steps."""
         changed = self.apply_corrections()
         if changed and self.image_picker.value is not None:
             if len(self.events.retrain_requested) == 0:
                 self.viewer.window.add_plugin_dock_widget("napari-unet", "Train")
-            self.events.retrain_requested.emit(self.image_picker.value.name)
+            self.events.retrain_requested.emit(self.image_picker.value.name, self.retrain_steps.value())
         return changed

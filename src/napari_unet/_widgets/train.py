@@ -24,7 +24,7 @@ from napari_unet.models.model import Model
 from napari_unet.models.starting import starting_model_path
 from napari_unet.models.unet import PRESETS
 from napari_unet.train.annotations import annotation_from_labels
-from napari_unet.train.config import TrainProgress
+from napari_unet.train.config import RETRAIN_STEPS, TrainProgress, for_retrain
 from napari_unet.train.fit import fit
 from napari_unet.train.preview import Preview, with_previews
 
@@ -179,8 +179,11 @@ class TrainWidget(PluginWidget):
         return chosen
 
     # -- running -------------------------------------------------------------------------------------
-    def start(self, continue_training: bool = False) -> BackgroundJob | None:
-        """Start training in a background thread (a new model, or the current one to continue)."""
+    def start(self, continue_training: bool = False, steps: int | None = None) -> BackgroundJob | None:
+        """Start training in a background thread (a new model, or the current one to continue).
+
+        ``steps`` (a retrain after corrections) replaces the settings' training length.
+        """
         if self.running:
             notify("training is already running", warning=True)
             return None
@@ -204,7 +207,7 @@ class TrainWidget(PluginWidget):
         if note:
             notify(f"'{annotation.name}': {note}")
         model, name = chosen.model, image.name
-        config = self.settings.config()
+        config = self.settings.config() if steps is None else for_retrain(self.settings.config(), steps)
         self._begin_run(chosen, image, annotation)
         if self.settings.preview_every.value() > 0:
             self.preview.add_layer(image, self._class_colours())
@@ -257,14 +260,14 @@ class TrainWidget(PluginWidget):
             self.job.stop()
             self.status.setText("stopping after this step…")
 
-    def retrain_on(self, image_name: str) -> None:
-        """Continue training the current model on an image's (corrected) annotation."""
+    def retrain_on(self, image_name: str, steps: int = RETRAIN_STEPS) -> None:
+        """Continue training the current model on an image's (corrected) annotation for ``steps`` steps."""
         image = find_layer(self.viewer, image_name, Image)
         if image is None:
             return
         self.image_picker.value = image
         self._pick_annotation()
-        self.start(continue_training=self.session.model is not None)
+        self.start(continue_training=self.session.model is not None, steps=steps)
 
     def _on_progress(self, record: TrainProgress | Preview) -> None:
         if isinstance(record, Preview):
