@@ -176,15 +176,13 @@ class ForestLoop:
         for image, _ in pairs:
             if self.case.shape == "packed":  # the same post-processing as the U-Net's packed cells
                 probabilities = self.forest.probabilities(image)
-                found = classes_to_objects(
-                    np.where(probabilities[0] < 0.5, 2, 0).astype(np.uint8),
-                    nu.ObjectConfig.for_shape("packed", threshold=0.5),
-                    probabilities,
-                )
+                predicted = np.where(probabilities[0] < 0.5, 2, 0).astype(np.uint8)
+                found = classes_to_objects(predicted, nu.ObjectConfig.for_shape("packed", threshold=0.5), probabilities)
             else:
-                found = distance_watershed(self.forest.classes(image) > 0)
+                predicted = self.forest.classes(image).astype(np.uint8)
+                found = distance_watershed(predicted > 0)
             objects.append(found)
-            classes.append(np.where(found > 0, 2, 0).astype(np.uint8))
+            classes.append(predicted)  # the classifier's own classes, as the U-Net's are its network's
         return objects, classes
 
     def notes(self) -> dict:
@@ -301,6 +299,18 @@ def plot(path: Path, means: list[dict]) -> None:
     figure.savefig(path, dpi=120)
 
 
+def reused(paths: list[str]) -> list[dict]:
+    """Rows of earlier runs (a results JSON, or the JSON lines this script prints) to keep, not run again."""
+    rows: list[dict] = []
+    for path in paths:
+        text = Path(path).read_text()
+        if text.lstrip().startswith("{\n") or '"rows"' in text[:200]:
+            rows += json.loads(text)["rows"]
+        else:
+            rows += [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["dsb", "synthetic", "rods", "isbi"])
@@ -313,18 +323,27 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["U-Net", "random forest"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="correction_loop")
+    parser.add_argument(
+        "--reuse",
+        nargs="*",
+        default=[],
+        help="rows of earlier runs of this script (results JSON, or its printed lines) kept instead of run again",
+    )
     args = parser.parse_args()
     if not datasets.available() and {"dsb", "isbi"} & set(args.cases):
         raise SystemExit("the benchmark data is missing: see docs/benchmarks.md (NAPARI_UNET_BENCH_DATA)")
-    rows = []
+    rows = [row for row in reused(args.reuse) if row["case"] in args.cases and row["seed"] in args.seeds]
+    done = {(row["case"], row["method"], row["seed"]) for row in rows}
     for name in args.cases:
         for seed in args.seeds:
-            case = make_case(name, seed)
-            for method in args.methods:
+            methods = [method for method in args.methods if (name, method, seed) not in done]
+            case = make_case(name, seed) if methods else None
+            for method in methods:
                 rows += run_loop(method, case, args, seed)
     means = summary(rows)
     meta = {
         "command": "python benchmarks/correction_loop.py " + " ".join(sys.argv[1:]),
+        "reused": {path: Path(path).name for path in args.reuse},
         "device": describe(select_device(args.device)),
         "machine": platform.processor() or platform.machine(),
         "date": time.strftime("%Y-%m-%d"),
