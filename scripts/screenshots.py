@@ -45,8 +45,12 @@ def settle(app, seconds=0.5):
 
 def shoot(viewer, app, name):
     """Save the whole window (canvas and dock widgets)."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
     from skimage.io import imsave
 
+    settle(app)
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()  # the widget's status line says the same; a toast would cover the canvas
     settle(app)
     OUT.mkdir(parents=True, exist_ok=True)
     imsave(OUT / f"{name}.png", viewer.screenshot(canvas_only=False, flash=False), check_contrast=False)
@@ -84,6 +88,10 @@ def dock(viewer, name):
 
 
 def main():
+    import os
+
+    # the plugin's autosaves and results go to a scratch folder: none of the user's, none offered back
+    os.environ["NAPARI_UNET_RESULTS"] = tempfile.mkdtemp(prefix="napari-unet-screenshots-")
     import napari
     from qtpy.QtWidgets import QApplication
 
