@@ -212,9 +212,7 @@ def run_loop(method: str, case: Case, args, seed: int) -> list[dict]:
             "round": round_,
             "f1_painted": mean_f1(case.painted, objects),
             "f1_unpainted": mean_f1(case.unpainted, unpainted),
-            "iou_painted": round(
-                float(np.mean([foreground_iou(t, c) for (_, t), c in zip(case.painted, classes, strict=True)])), 4
-            ),
+            "iou_painted": mean_iou(case.painted, classes),
             "painted_share": round(float(np.mean([(a > 0).mean() for a in annotations])), 5),
             "round_seconds": round(train_seconds + segment_seconds, 1),
             "train_seconds": round(train_seconds, 1),
