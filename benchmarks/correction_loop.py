@@ -302,9 +302,9 @@ def reused(paths: list[str]) -> list[dict]:
     rows: list[dict] = []
     for path in paths:
         text = Path(path).read_text()
-        if text.lstrip().startswith("{\n") or '"rows"' in text[:200]:
+        try:
             rows += json.loads(text)["rows"]
-        else:
+        except json.JSONDecodeError:  # one row per line
             rows += [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     return rows
 

@@ -36,7 +36,7 @@ class CorrectWidget(PluginWidget):
         self.retrain_steps.setValue(RETRAIN_STEPS)
         self.retrain_steps.setToolTip(
             "training steps of each retrain: the first ones are drawn where the network is wrong, so a short "
-            f"retrain takes in the corrections (default {RETRAIN_STEPS}, chosen on synthetic rods and nuclei: "
+            f"retrain takes in the corrections (default {RETRAIN_STEPS}, chosen on synthetic rods: "
             "see docs/benchmarks.md)"
         )
         form = QFormLayout()

@@ -271,10 +271,9 @@ class TrainingRun:
         if self.config.channels_last and self.device.type in ("cuda", "cpu"):
             self.net.to(memory_format=torch.channels_last)
         self.forward = compiled_forward(self.net, self.config.compile)
-        if self.model.history:
-            mistakes = (
-                self.focus_on_mistakes() if self.config.focus_fraction > 0 or not self.config.learning_rate else 0
-            )
+        if self.model.history:  # what it gets wrong now draws the first windows and sets the rate
+            wanted = self.config.focus_fraction > 0 or self.config.learning_rate is None
+            mistakes = self.focus_on_mistakes() if wanted else 0.0
             self.config = with_learning_rate(self.config, trained_before=True, mistakes=mistakes)
         optimizer = make_optimizer(self.net, self.config, fused=self.device_checks)
         self.good_state = copy.deepcopy(self.net.state_dict())
