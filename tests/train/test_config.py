@@ -36,6 +36,9 @@ def test_a_second_run_on_paint_the_model_gets_wrong_learns_at_the_retrain_rate(s
     drain(fit(tiny_model, [image], [annotation], config))
     rates = [entry["config"]["learning_rate"] for entry in tiny_model.history]
     assert rates == [LEARNING_RATE_NEW, LEARNING_RATE_RETRAIN]
+    first, second = tiny_model.history
+    assert "painted_wrong_at_start" not in first  # a new model: nothing to measure
+    assert MISTAKES_TO_LEARN <= second["painted_wrong_at_start"] <= 1.0  # why the rate was chosen, recorded
 
 
 @pytest.mark.parametrize(

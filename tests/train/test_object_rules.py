@@ -7,7 +7,7 @@ from scipy import ndimage
 from napari_unet import TrainConfig, drain, fit, new_model
 from napari_unet.objects.config import ObjectConfig
 from napari_unet.train.annotations import instances_to_annotation
-from napari_unet.train.object_rules import _best_rule, candidates, match_counts, whole_objects
+from napari_unet.train.object_rules import IOU_THRESHOLDS, _best_rule, candidates, match_counts, whole_objects
 
 
 def test_whole_objects_are_those_ringed_by_painted_background(scribbled):
@@ -39,9 +39,30 @@ def test_match_counts_judge_the_objects_on_paint():
     objects = np.zeros_like(truth)
     objects[2:8, 2:16] = 1  # the pair merged
     objects[12:18, 30:36] = 2  # an object far from the paint is not judged
-    assert match_counts(truth, objects, painted) == (0, 2, 1)
-    objects[2:8, 9:16] = 3
-    assert match_counts(truth, objects, painted) == (2, 2, 2)
+    matches, n_true, n_judged = match_counts(truth, objects, painted)
+    assert (matches.tolist(), n_true, n_judged) == ([0] * len(IOU_THRESHOLDS), 2, 1)
+    objects[2:8, 9:16] = 3  # the pair split, each a column too wide: IoU 36/42 = 0.857
+    matches, n_true, n_judged = match_counts(truth, objects, painted)
+    assert (n_true, n_judged) == (2, 2)
+    assert matches.tolist() == [2 if t < 36 / 42 else 0 for t in IOU_THRESHOLDS]
+
+
+def test_with_few_objects_painted_the_rule_that_gives_back_their_outlines_wins():
+    truth = np.zeros((60, 120), np.int32)
+    yy, xx = np.mgrid[:60, :120]
+    radius = np.full(truth.shape, np.inf)
+    for k, cx in enumerate((20, 60, 100)):
+        distance = np.hypot(yy - 30, xx - cx)
+        truth[distance <= 8] = k + 1
+        radius = np.minimum(radius, distance)
+    # the network is 0.8 sure at the painted outline and still more than half sure 3 pixels beyond it
+    inside = np.clip(0.8 + 0.1 * (8 - radius), 0, 1)
+    probabilities = np.stack([1 - inside, inside]).astype(np.float32)
+    classes = (inside > 0.5).astype(np.uint8) * 2
+    rule = _best_rule("round", [(truth, probabilities, classes, painted_around(truth))])
+    # every threshold finds the 3 objects (F1@0.5 is 1.0 for all: IoU 64/121 at 0.5); only 0.8 fits them
+    assert (rule["threshold"], rule["split"], rule["f1"]) == (0.8, False, 1.0)
+    assert rule["score"] > 0.95
 
 
 def _elongated_and_touching():

@@ -108,6 +108,8 @@ class TrainingRun:
         self.last_validation: Validation | None = None
         #: object rules chosen from the objects painted whole at the end of the run (None: none chosen)
         self.object_rules: dict | None = None
+        #: share of the painted pixels a trained model got wrong when the run started (None: not measured)
+        self.mistakes: float | None = None
         self.reason = "stopped"
         self.start = time.perf_counter()
         self.amp = config.amp and devices.autocast_dtype(device) is not None
@@ -273,8 +275,8 @@ class TrainingRun:
         self.forward = compiled_forward(self.net, self.config.compile)
         if self.model.history:  # what it gets wrong now draws the first windows and sets the rate
             wanted = self.config.focus_fraction > 0 or self.config.learning_rate is None
-            mistakes = self.focus_on_mistakes() if wanted else 0.0
-            self.config = with_learning_rate(self.config, trained_before=True, mistakes=mistakes)
+            self.mistakes = self.focus_on_mistakes() if wanted else None
+            self.config = with_learning_rate(self.config, trained_before=True, mistakes=self.mistakes or 0.0)
         optimizer = make_optimizer(self.net, self.config, fused=self.device_checks)
         self.good_state = copy.deepcopy(self.net.state_dict())
         bad_steps = 0
@@ -390,6 +392,8 @@ class TrainingRun:
         }
         if self.last_validation is not None:
             entry.update(val_loss=round(self.last_validation.loss, 5), val_iou=round(self.last_validation.iou, 4))
+        if self.mistakes is not None:
+            entry["painted_wrong_at_start"] = round(self.mistakes, 4)
         if self.object_rules is not None:
             entry["object_rules"] = self.object_rules
         entry["config"] = {k: v for k, v in asdict(self.config).items() if k != "augment"}
