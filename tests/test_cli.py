@@ -233,6 +233,26 @@ def test_the_model_remembers_its_object_shape(files, capsys):
     assert load_model(fine_tuned).object_shape == "packed"  # kept from --init
 
 
+def test_the_object_threshold_and_splitting_can_be_set_and_are_said(files, capsys):
+    starting = save_model(load_starting_model(), files / "s.pt")
+    assert main(["info", str(starting)]) == 0
+    said = capsys.readouterr().out
+    assert "objects as segmented: threshold 0.7, touching objects split at necks: the model was last trained" in said
+    predict = ["predict", str(starting), str(files / "cells.tif"), "--objects", "--device", "cpu"]
+    assert main([*predict, "--out", str(files / "auto")]) == 0
+    assert "objects: threshold 0.7, touching objects split at necks" in capsys.readouterr().err
+    assert main([*predict, "--out", str(files / "set"), "--threshold", "0.9", "--no-split"]) == 0
+    assert "objects: threshold 0.9, touching objects kept as the model separates them: threshold as set" in (
+        capsys.readouterr().err
+    )
+    auto = tifffile.imread(files / "auto" / "cells_objects.tif")
+    chosen = tifffile.imread(files / "set" / "cells_objects.tif")
+    assert (chosen > 0).sum() < (auto > 0).sum()  # surer pixels only: smaller objects
+    assert main([*predict, "--out", str(files / "bad"), "--threshold", "1.5"]) == 2
+    assert "the object threshold is a probability between 0 and 1, not 1.5" in _error_line(capsys)
+    assert not (files / "bad").exists()
+
+
 def test_train_passes_compile_on_and_refuses_an_unknown_mode(files, capsys, monkeypatch):
     import napari_unet.cli as cli
 

@@ -28,6 +28,7 @@ from napari_unet.models.files import save_model
 from napari_unet.models.unet import PRESETS, preset_for_device
 from napari_unet.objects.config import OBJECT_SHAPES, ObjectConfig
 from napari_unet.predict.config import PredictConfig
+from napari_unet.predict.object_thresholds import describe_object_rule
 from napari_unet.predict.segment import FINDING_OBJECTS
 from napari_unet.train.annotations import LABELS_ARE, annotation_from_labels
 from napari_unet.train.config import COMPILE_MODES, LEARNING_RATE_FINE_TUNE, LEARNING_RATE_NEW, TrainConfig
@@ -146,6 +147,12 @@ def wants_zarr(args: argparse.Namespace) -> bool:
     return args.format == "zarr" or (args.format == "auto" and bool(args.scheduler or args.workers))
 
 
+def object_settings(args: argparse.Namespace, model_shape: str) -> ObjectConfig:
+    """The object settings ``predict`` was given: a shape (the model's by default), a threshold and splitting."""
+    given = {name: getattr(args, name) for name in ("threshold", "split") if getattr(args, name) is not None}
+    return ObjectConfig.for_shape(args.object_shape or model_shape, **given)
+
+
 def run_predict(args: argparse.Namespace) -> int:
     """``napari-unet predict``: images to TIFFs, or block by block into zarr, here or on a dask cluster."""
     select_device(args.device)
@@ -156,8 +163,10 @@ def run_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         test_time_augmentation=args.tta,
-        objects=ObjectConfig.for_shape(args.object_shape or model.object_shape),
+        objects=object_settings(args, model.object_shape),
     )
+    if args.objects:
+        print(f"objects: {describe_object_rule(model, config.objects)}", file=sys.stderr)
     if args.workers < 0:
         raise InputError(f"--workers must be 0 (no cluster) or more, not {args.workers}")
     every_image_blockwise = wants_zarr(args)
@@ -209,7 +218,9 @@ def show_progress(job, n_images: int) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     """``napari-unet info``."""
-    print(resolve_model(args.model).describe())
+    model = resolve_model(args.model)
+    print(model.describe())
+    print(f"objects as segmented: {describe_object_rule(model, ObjectConfig.for_shape(model.object_shape))}")
     return 0
 
 
@@ -287,6 +298,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         choices=list(OBJECT_SHAPES),
         help=f"{shapes_help}; default: the model's (napari-unet info shows it)",
+    )
+    predict.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="smallest probability of its class for a pixel to be in an object (default: chosen for the model "
+        "from the objects painted whole, else from how it was trained; napari-unet info shows it)",
+    )
+    predict.add_argument(
+        "--split",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="split touching round objects at necks, or keep them as the model separates them (default: as the "
+        "objects painted whole showed best, else split)",
     )
     predict.add_argument("--probabilities", action="store_true", help="also write class probabilities")
     predict.add_argument(

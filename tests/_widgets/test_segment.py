@@ -37,6 +37,28 @@ def test_the_object_shape_is_only_offered_with_objects(plugin):
     assert segment.object_shape.isEnabled()
 
 
+def test_the_confidence_can_be_set_and_the_rule_used_is_said(plugin, qtbot):
+    from napari_unet._widgets._session import set_model
+    from napari_unet.models.starting import load_starting_model
+
+    viewer, w = plugin
+    segment = w["Segment"]
+    assert segment.threshold.text() == "auto"
+    assert segment.object_rule.text() == "chosen for the model when one is trained or loaded"
+    set_model(viewer, load_starting_model(), "starting model")
+    assert segment.object_rule.text().startswith("threshold 0.7, touching objects split at necks")
+    wait_for(qtbot, segment.segment())
+    auto = np.array(viewer.layers["cells objects"].data)
+    segment.threshold.setValue(0.95)
+    assert segment.object_rule.text().startswith("threshold 0.95, ")
+    assert segment.object_rule.text().endswith("threshold as set")
+    wait_for(qtbot, segment.segment())
+    surer = np.array(viewer.layers["cells objects"].data)
+    assert 0 < (surer > 0).sum() < (auto > 0).sum()  # only the pixels the model is surer of
+    segment.objects.setChecked(False)
+    assert not segment.threshold.isEnabled()
+
+
 def test_the_model_remembers_the_object_shape(plugin, qtbot):
     from napari_unet._widgets._session import set_model
     from napari_unet.models.starting import load_starting_model

@@ -1,6 +1,6 @@
 from napari_unet import new_model
 from napari_unet.objects.config import THRESHOLD_OUTLINED, THRESHOLD_SCRIBBLED, ObjectConfig
-from napari_unet.predict.object_thresholds import object_config_for
+from napari_unet.predict.object_thresholds import describe_object_rule, object_config_for
 
 
 def test_object_threshold_follows_how_the_model_was_trained():
@@ -39,3 +39,28 @@ def test_rules_chosen_from_objects_painted_whole_win_and_split_is_decided():
     assert (kept.threshold, kept.split) == (0.8, True)  # a choice made is kept
     model.history.append({"steps": 10, "outlined_fraction": 0.0})  # a later session chose nothing
     assert object_config_for(model, ObjectConfig()).split is False  # the last choice holds
+
+
+def test_the_object_rule_is_described_with_where_it_came_from():
+    model = new_model("light", ["nucleus"])
+    assert describe_object_rule(model, ObjectConfig()) == (
+        "threshold 0.95, touching objects split at necks: the defaults for a model trained on scribbles"
+    )
+    model.history.append({"steps": 10, "outlined_fraction": 0.19})
+    assert describe_object_rule(model, ObjectConfig()).endswith("last trained on whole outlined objects")
+    assert describe_object_rule(model, ObjectConfig(threshold=0.8)).startswith("threshold 0.8, ")
+    assert describe_object_rule(model, ObjectConfig(threshold=0.8)).endswith(": threshold as set")
+    rules = {
+        "painted_objects": 12,
+        "round": {"threshold": 0.6, "split": False, "f1": 0.917},
+        "packed": {"threshold": 0.7, "split": False, "f1": 0.9},
+        "connected": {"threshold": 0.6, "split": False, "f1": 0.917},
+    }
+    model.history.append({"steps": 10, "outlined_fraction": 0.2, "object_rules": rules})
+    assert describe_object_rule(model, ObjectConfig()) == (
+        "threshold 0.6, touching objects kept as the model separates them: "
+        "chosen from 12 objects painted whole (F1 0.92 on them)"
+    )
+    packed = describe_object_rule(model, ObjectConfig.for_shape("packed", threshold=0.9))
+    assert packed.startswith("threshold 0.9, touching objects kept as the model separates them, cells grown")
+    assert packed.endswith("(F1 0.90 on them); threshold as set")

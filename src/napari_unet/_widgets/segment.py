@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from magicgui.widgets import FileEdit
 from napari.layers import Image, Labels
-from qtpy.QtWidgets import QCheckBox, QComboBox, QSpinBox, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QSpinBox, QWidget
 
 from napari_unet.blockwise.config import BlockConfig
 from napari_unet.blockwise.route import route_for_array
@@ -21,6 +21,7 @@ from napari_unet.models.choice import model_for_segmenting
 from napari_unet.models.model import Model
 from napari_unet.objects.config import OBJECT_SHAPES, ObjectConfig
 from napari_unet.predict.config import PredictConfig, Segmentation
+from napari_unet.predict.object_thresholds import describe_object_rule
 from napari_unet.predict.segment import iter_segment
 from napari_unet.progress import TileProgress
 
@@ -78,9 +79,26 @@ class SegmentWidget(PluginWidget):
         )
         self.objects.toggled.connect(self.object_shape.setEnabled)
         self.add_row("object shape", self.object_shape)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 0.99)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setSpecialValueText("auto")
+        self.threshold.setToolTip(
+            "how sure the model must be for a pixel to be in an object; auto: the threshold that best gave back "
+            "the objects you painted whole, else one that suits how the model was trained"
+        )
+        self.objects.toggled.connect(self.threshold.setEnabled)
+        self.add_row("confidence", self.threshold)
+        self.object_rule = QLabel("")
+        self.object_rule.setWordWrap(True)
+        self.object_rule.setToolTip("how the objects will be made, and where that comes from (napari-unet info)")
+        self.add_row("objects from", self.object_rule)
         self.events.model_changed.connect(self._show_object_shape)
+        self.object_shape.currentIndexChanged.connect(self._show_object_rule)
+        self.threshold.valueChanged.connect(self._show_object_rule)
         if self.session.model is not None:
             self._show_object_shape(self.session.model)
+        self._show_object_rule()
         self.uncertain = QCheckBox("uncertainty map (where to paint next)")
         self.layout().addWidget(self.uncertain)
         self.averaged = QCheckBox("average 8 rotations and flips (8x slower)")
@@ -106,10 +124,24 @@ class SegmentWidget(PluginWidget):
         self._set_running(False)
 
     def _show_object_shape(self, model) -> None:
-        """Show the object shape the model was last used (or trained) with."""
+        """Show the object shape the model was last used (or trained) with, and how its objects are made."""
         index = self.object_shape.findData(model.object_shape)
         if index >= 0:
             self.object_shape.setCurrentIndex(index)
+        self._show_object_rule()
+
+    def object_settings(self) -> ObjectConfig:
+        """The object settings chosen here: the shape, and the confidence unless it is left on auto."""
+        given = {"threshold": self.threshold.value()} if self.threshold.value() > 0 else {}
+        return ObjectConfig.for_shape(self.object_shape.currentData(), **given)
+
+    def _show_object_rule(self, *_) -> None:
+        """Say which threshold and splitting Segment will use and why (chosen from the paint, or set here)."""
+        model = self.session.model
+        if model is None:
+            self.object_rule.setText("chosen for the model when one is trained or loaded")
+            return
+        self.object_rule.setText(describe_object_rule(model, self.object_settings()))
 
     def _starting_model(self, object_shape: str) -> Model:
         """The model the core chooses when none was trained or loaded (the starting model), made current."""
@@ -166,7 +198,7 @@ class SegmentWidget(PluginWidget):
         config = PredictConfig(
             tile=self.tile.value(),
             test_time_augmentation=self.averaged.isChecked(),
-            objects=ObjectConfig.for_shape(object_shape),
+            objects=self.object_settings(),
         )
         if route.blockwise:
             return self._segment_blockwise(image, model, stored, axis, config, route.reason)

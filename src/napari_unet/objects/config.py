@@ -58,6 +58,10 @@ class ObjectConfig:
     min_size: int = 16
     fill: bool = False
 
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise InputError(f"the object threshold is a probability between 0 and 1, not {self.threshold:g}")
+
     @classmethod
     def for_shape(cls, shape: str, **settings) -> ObjectConfig:
         """The settings for one of :data:`OBJECT_SHAPES` ("round", "packed" or "connected"), plus ``settings``."""
