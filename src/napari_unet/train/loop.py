@@ -345,10 +345,9 @@ class TrainingRun:
         masks = []
         try:
             for plane in self.data.planes:
-                labelled = plane.labels > 0
-                box, probabilities = painted.around(plane.image, labelled)
-                wrong = np.zeros_like(labelled)
-                wrong[box] = labelled[box] & (channel_argmax(probabilities) + 1 != plane.labels[box])
+                wrong = np.zeros(plane.labels.shape, dtype=bool)
+                for box, probabilities, part in painted.around_groups(plane.image, plane.labels > 0):
+                    wrong[box] |= part & (channel_argmax(probabilities) + 1 != plane.labels[box])
                 masks.append(wrong)
         except torch.OutOfMemoryError:
             devices.release(self.device)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
+from scipy import ndimage
 
 from napari_unet.models.geometry import TileGeometry
 from napari_unet.predict.predictors import batch_predictor
@@ -11,13 +14,19 @@ from napari_unet.predict.tiling import predict_tiled
 from napari_unet.progress import drain
 
 
-def painted_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """Bounding box of a 2D mask grown by ``margin`` and clipped to the array."""
+def painted_box(mask: np.ndarray, margin: int, alignment: int = 1) -> tuple[slice, slice]:
+    """Bounding box of a 2D mask grown by ``margin`` and clipped to the array.
+
+    With ``alignment`` (the pooling grid) the box starts on a multiple of it and reaches ``alignment - 1``
+    further: where a pixel falls in its pooling cells, its context reaches that much beyond the halo.
+    """
     ys, xs = np.nonzero(mask)
     h, w = mask.shape
+    top, left = (max(int(v.min()) - margin, 0) // alignment * alignment for v in (ys, xs))
+    reach = margin + alignment
     return (
-        slice(max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, h)),
-        slice(max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, w)),
+        slice(top, min(int(ys.max()) + reach, h)),
+        slice(left, min(int(xs.max()) + reach, w)),
     )
 
 
@@ -35,9 +44,33 @@ class PaintedPredictor:
     def around(self, image: np.ndarray, mask: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
         """Class probabilities (K, h, w) of the box around ``mask`` in ``image`` (C, H, W), and the box.
 
-        The box reaches one halo beyond the mask, so that every masked pixel sees its full context.
+        The box reaches one halo beyond the mask, so that every masked pixel sees its full context, and
+        starts on the pooling grid of the whole plane: the masked pixels get what segmenting the plane gives.
         """
-        box = painted_box(mask, self.geom.halo)
+        box = painted_box(mask, self.geom.halo, self.geom.alignment)
         region = image[(slice(None), *box)][None]
         job = predict_tiled(self.predictor, region, self.n_classes, self.geom, self.tile, batch_size=1)
         return box, drain(job)[0]
+
+    def around_groups(
+        self, image: np.ndarray, mask: np.ndarray
+    ) -> Iterator[tuple[tuple[slice, slice], np.ndarray, np.ndarray]]:
+        """(box, probabilities, the part of ``mask`` in the box) for each group of masked pixels.
+
+        Pixels closer than two halos to one another form a group and share one box, so that the contexts
+        of neighbouring groups are not predicted twice; groups far apart (the blocks held out for
+        validation, strokes in the corners of a plane) are predicted apart, not with the whole plane
+        between them. Every masked pixel is in exactly one group.
+        """
+        if not mask.any():
+            return
+        near = ndimage.distance_transform_edt(~mask) <= self.geom.halo
+        groups, _ = ndimage.label(near)
+        for index, region in enumerate(ndimage.find_objects(groups), start=1):
+            if region is None:
+                continue
+            part = np.zeros_like(mask)
+            part[region] = mask[region] & (groups[region] == index)
+            if part.any():
+                box, probabilities = self.around(image, part)
+                yield box, probabilities, part[box]

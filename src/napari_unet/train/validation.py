@@ -23,7 +23,7 @@ def class_iou(predicted: np.ndarray, target: np.ndarray, values: list[int]) -> f
 def validate(
     net: torch.nn.Module, data: TrainingData, device: torch.device, amp: bool, tile: int = 572
 ) -> Validation | None:
-    """Predict the held-out pixels (only around them, with full context) and score them.
+    """Predict the held-out pixels (only around each group of them, with full context) and score them.
 
     Returns None when no pixel was held out. The network must be on ``device`` and in eval mode.
     """
@@ -35,14 +35,12 @@ def validate(
         held = plane.val_labels > 0
         if not held.any():
             continue
-        box, probs = painted.around(plane.image, held)
-        labels = plane.val_labels[box]
-        inside = labels > 0
-        values = labels[inside].astype(np.int64)
-        chosen = probs[:, inside]
-        likelihood.append(chosen[values - 1, np.arange(len(values))])
-        predicted.append(np.argmax(chosen, axis=0) + 1)
-        target.append(values)
+        for box, probs, inside in painted.around_groups(plane.image, held):
+            values = plane.val_labels[box][inside].astype(np.int64)
+            chosen = probs[:, inside]
+            likelihood.append(chosen[values - 1, np.arange(len(values))])
+            predicted.append(np.argmax(chosen, axis=0) + 1)
+            target.append(values)
     p, t = np.concatenate(predicted), np.concatenate(target)
     loss = float(-np.mean(np.log(np.clip(np.concatenate(likelihood), 1e-7, 1.0))))
     iou = class_iou(p, t, list(range(2, data.n_classes + 1)))
