@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from napari_unet.train.painted_prediction import PaintedPredictor
+from napari_unet.train.painted_prediction import PaintedPredictor, painted_box
 
 from ..conftest import FLOAT32_AGREE
 
@@ -36,3 +36,16 @@ def test_groups_far_apart_are_predicted_apart_and_agree_with_the_whole_plane(tin
         np.testing.assert_allclose(probabilities[:, part], whole[(slice(None), *box)][:, part], **FLOAT32_AGREE)
     assert (covered == mask).all()  # every masked pixel once
     assert list(painted.around_groups(image, np.zeros_like(mask))) == []
+
+
+def test_groups_spread_over_the_plane_are_predicted_in_one_box(tiny_model):
+    painted = PaintedPredictor(tiny_model.net.eval(), torch.device("cpu"), amp=False, n_classes=2, tile=572)
+    image = np.random.default_rng(1).normal(size=(1, 300, 300)).astype(np.float32)
+    mask = np.zeros((300, 300), bool)
+    for y in range(0, 300, 45):
+        for x in range(0, 290, 45):
+            mask[y, x : x + 10] = True  # 7 rows of strokes: their 7 boxes cover more than one
+    groups = list(painted.around_groups(image, mask))
+    assert len(groups) == 1
+    box, _, part = groups[0]
+    assert box == painted_box(mask, painted.geom.halo, painted.geom.alignment) and (part == mask[box]).all()

@@ -57,20 +57,30 @@ class PaintedPredictor:
     ) -> Iterator[tuple[tuple[slice, slice], np.ndarray, np.ndarray]]:
         """(box, probabilities, the part of ``mask`` in the box) for each group of masked pixels.
 
-        Pixels closer than two halos to one another form a group and share one box, so that the contexts
-        of neighbouring groups are not predicted twice; groups far apart (the blocks held out for
-        validation, strokes in the corners of a plane) are predicted apart, not with the whole plane
-        between them. Every masked pixel is in exactly one group.
+        Pixels closer than two halos to one another form a group, so that the contexts of neighbouring
+        groups are not predicted twice; groups far apart (blocks held out for validation on many planes,
+        strokes in opposite corners) are predicted apart, not with the whole plane between them, unless
+        their boxes together are no smaller than the one box around all of them. Every masked pixel is in
+        exactly one group.
         """
         if not mask.any():
             return
         near = ndimage.distance_transform_edt(~mask) <= self.geom.halo
         groups, _ = ndimage.label(near)
+        parts = []
         for index, region in enumerate(ndimage.find_objects(groups), start=1):
-            if region is None:
-                continue
             part = np.zeros_like(mask)
             part[region] = mask[region] & (groups[region] == index)
             if part.any():
-                box, probabilities = self.around(image, part)
-                yield box, probabilities, part[box]
+                parts.append((part, painted_box(part, self.geom.halo, self.geom.alignment)))
+        whole = painted_box(mask, self.geom.halo, self.geom.alignment)
+        if sum(_area(box) for _, box in parts) >= _area(whole):
+            parts = [(mask, whole)]
+        for part, _ in parts:
+            box, probabilities = self.around(image, part)
+            yield box, probabilities, part[box]
+
+
+def _area(box: tuple[slice, slice]) -> int:
+    """Pixels in a 2D box."""
+    return (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
