@@ -236,6 +236,8 @@ def summary(rows: list[dict]) -> list[dict]:
         for key in ("f1_painted", "f1_unpainted", "painted_share", "round_seconds", "loss_first", "loss_last"):
             values = [r[key] for r in group if r.get(key) is not None]
             mean[key] = round(float(np.mean(values)), 4) if values else None
+        seconds = [r["round_seconds"] for r in group]
+        mean["round_seconds_range"] = [min(seconds), max(seconds)]
         out.append({"case": case, "method": method, "round": round_, "seeds": len(group), **mean})
     return out
 
@@ -245,6 +247,12 @@ def _losses(mean: dict) -> str:
     if mean.get("loss_first") is None:
         return "-"
     return f"{mean['loss_first']:.3f} -> {mean['loss_last']:.3f}"
+
+
+def _seconds(mean: dict) -> str:
+    """A round's seconds: the mean over seeds, and the fastest and slowest seed's."""
+    low, high = mean["round_seconds_range"]
+    return f"{mean['round_seconds']:.1f} ({low:.1f}-{high:.1f})"
 
 
 def write_markdown(path: Path, means: list[dict], meta: dict) -> None:
@@ -261,13 +269,13 @@ def write_markdown(path: Path, means: list[dict], meta: dict) -> None:
         lines += [
             f"## {case}",
             "",
-            "| method | round | F1 painted | F1 never painted | painted share | seconds | loss first -> last |",
+            "| method | round | F1 painted | F1 never painted | painted share | seconds (range) | loss first -> last |",
         ]
         lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
         for m in (m for m in means if m["case"] == case):
             lines.append(
                 f"| {m['method']} | {m['round']} | {m['f1_painted']} | {m['f1_unpainted'] or '-'} | "
-                f"{m['painted_share']:.4f} | {m['round_seconds']} | {_losses(m)} |"
+                f"{m['painted_share']:.4f} | {_seconds(m)} | {_losses(m)} |"
             )
         lines.append("")
     path.write_text("\n".join(lines))
