@@ -31,15 +31,6 @@ def test_an_elongated_object_is_not_split():
     assert classes_to_objects(classes).max() == 1
 
 
-def test_a_wobbly_rod_cut_at_wide_necks_is_joined_again_and_touching_discs_stay_apart():
-    yy, xx = np.mgrid[:60, :160]
-    rod = ((np.abs(yy - 30) <= 6 + 0.6 * np.sin(xx / 9.0)) & (xx > 10) & (xx < 150)).astype(np.uint8) * 2
-    assert classes_to_objects(rod, ObjectConfig(neck=1.0)).max() == 3  # cut where the outline narrows
-    assert classes_to_objects(rod, ObjectConfig(neck=0.7)).max() == 1
-    joined = classes_to_objects(_touching_discs(), ObjectConfig(neck=0.7))
-    assert joined.max() == 2 and joined[30, 35] != joined[30, 62]  # a narrow neck: still two
-
-
 def test_small_objects_are_removed_and_ids_unique_across_classes_and_planes():
     classes = np.zeros((2, 30, 30), np.uint8)
     classes[:, 2:10, 2:10] = 2

@@ -38,10 +38,6 @@ class ObjectConfig:
     split_depth : float
         How much deeper (in pixels of distance) a centre must be than the neck joining it to its
         neighbour for the two to be split; larger values split less.
-    neck : float
-        Parts of a split whose neck is at least this share of the thinner one's width are joined again
-        (1: never): touching round objects meet at a narrow neck, while a rod of even width cut where its
-        outline wobbles meets itself at a neck nearly as wide as it is.
     smoothing : float
         Gaussian smoothing (pixels) of the distance map before looking for centres.
     min_size : int
@@ -58,7 +54,6 @@ class ObjectConfig:
     threshold: float | None = None
     split: bool | None = None
     split_depth: float = 0.5
-    neck: float = 1.0
     smoothing: float = 1.0
     min_size: int = 16
     fill: bool = False

@@ -40,58 +40,11 @@ def split_component(own: np.ndarray, config: ObjectConfig) -> tuple[np.ndarray, 
     if n <= 1:
         return own.astype(np.int32), 1
     parts = watershed(-height, markers, mask=own).astype(np.int32)
-    if config.neck < 1.0:
-        parts, n = merge_wide_necks(parts, n, height, config.neck)
     # pixels no marker reached (thin slivers) keep an id of their own
     orphans, n_orphans = ndimage.label(own & (parts == 0), CROSS)
     if n_orphans:
         parts[orphans > 0] = orphans[orphans > 0] + n
     return parts, n + n_orphans
-
-
-def merge_wide_necks(parts: np.ndarray, n: int, height: np.ndarray, neck: float) -> tuple[np.ndarray, int]:
-    """Join neighbouring parts whose neck is at least ``neck`` times as wide as the thinner of the two.
-
-    A part's width is its highest ``height`` (the distance to the outside); the neck between two parts is the
-    highest pass from one to the other (the larger of the lower heights of touching pixel pairs). Touching
-    round objects meet at a narrow neck; a rod of even width, cut where its outline wobbles, at a neck
-    nearly as wide as itself.
-
-    Returns
-    -------
-    parts : numpy.ndarray of int32
-        The parts renumbered 1..m in order of their first part.
-    m : int
-    """
-    peaks = ndimage.maximum(height, parts, index=np.arange(1, n + 1))
-    passes: dict[tuple[int, int], float] = {}
-    for a, b, ha, hb in (
-        (parts[:, :-1], parts[:, 1:], height[:, :-1], height[:, 1:]),
-        (parts[:-1], parts[1:], height[:-1], height[1:]),
-    ):
-        touching = (a > 0) & (b > 0) & (a != b)
-        if not touching.any():
-            continue
-        low, high = np.minimum(a[touching], b[touching]), np.maximum(a[touching], b[touching])
-        level = np.minimum(ha[touching], hb[touching])
-        for pair, value in zip(zip(low.tolist(), high.tolist(), strict=True), level.tolist(), strict=True):
-            if value > passes.get(pair, -1.0):
-                passes[pair] = value
-    root = list(range(n + 1))
-
-    def find(k: int) -> int:
-        while root[k] != k:
-            root[k] = root[root[k]]
-            k = root[k]
-        return k
-
-    for (a, b), value in sorted(passes.items()):
-        if value >= neck * min(peaks[a - 1], peaks[b - 1]):
-            ra, rb = find(a), find(b)
-            root[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(k) for k in range(n + 1)])
-    _, renumbered = np.unique(roots, return_inverse=True)  # root 0 stays 0: it is the smallest
-    return renumbered.astype(np.int32)[parts], int(renumbered.max())
 
 
 def context_box(box: tuple[slice, ...], margin: int, shape: tuple[int, ...]) -> tuple[slice, ...]:
