@@ -3,6 +3,17 @@ from napari_unet.objects.config import THRESHOLD_OUTLINED, THRESHOLD_SCRIBBLED, 
 from napari_unet.predict.object_thresholds import describe_object_rule, object_config_for
 
 
+def session_with_rules(round_threshold: float, round_f1: float, packed_threshold: float) -> dict:
+    """A training session that chose object rules from 12 objects painted whole, none of them splitting."""
+    rules = {
+        "painted_objects": 12,
+        "round": {"threshold": round_threshold, "split": False, "f1": round_f1},
+        "packed": {"threshold": packed_threshold, "split": False, "f1": 0.9},
+        "connected": {"threshold": round_threshold, "split": False, "f1": round_f1},
+    }
+    return {"steps": 10, "outlined_fraction": 0.2, "object_rules": rules}
+
+
 def test_object_threshold_follows_how_the_model_was_trained():
     model = new_model("light", ["nucleus"])
     assert object_config_for(model, ObjectConfig()).threshold == THRESHOLD_SCRIBBLED  # never trained
@@ -25,13 +36,7 @@ def test_rules_chosen_from_objects_painted_whole_win_and_split_is_decided():
     model = new_model("light", ["nucleus"])
     assert object_config_for(model, ObjectConfig()).split is True  # never chosen: round objects are split
     model.history.append({"steps": 10, "outlined_fraction": 0.19})
-    rules = {
-        "painted_objects": 12,
-        "round": {"threshold": 0.5, "split": False, "f1": 0.97},
-        "packed": {"threshold": 0.6, "split": False, "f1": 0.9},
-        "connected": {"threshold": 0.5, "split": False, "f1": 0.97},
-    }
-    model.history.append({"steps": 10, "outlined_fraction": 0.2, "object_rules": rules})
+    model.history.append(session_with_rules(round_threshold=0.5, round_f1=0.97, packed_threshold=0.6))
     chosen = object_config_for(model, ObjectConfig())
     assert (chosen.threshold, chosen.split) == (0.5, False)  # the painted objects showed splitting hurts
     assert object_config_for(model, ObjectConfig.for_shape("packed")).threshold == 0.6
@@ -50,13 +55,7 @@ def test_the_object_rule_is_described_with_where_it_came_from():
     assert describe_object_rule(model, ObjectConfig()).endswith("last trained on whole outlined objects")
     assert describe_object_rule(model, ObjectConfig(threshold=0.8)).startswith("threshold 0.8, ")
     assert describe_object_rule(model, ObjectConfig(threshold=0.8)).endswith(": threshold as set")
-    rules = {
-        "painted_objects": 12,
-        "round": {"threshold": 0.6, "split": False, "f1": 0.917},
-        "packed": {"threshold": 0.7, "split": False, "f1": 0.9},
-        "connected": {"threshold": 0.6, "split": False, "f1": 0.917},
-    }
-    model.history.append({"steps": 10, "outlined_fraction": 0.2, "object_rules": rules})
+    model.history.append(session_with_rules(round_threshold=0.6, round_f1=0.917, packed_threshold=0.7))
     assert describe_object_rule(model, ObjectConfig()) == (
         "threshold 0.6, touching objects kept as the model separates them: "
         "chosen from 12 objects painted whole (F1 0.92 on them)"
