@@ -148,8 +148,9 @@ def wants_zarr(args: argparse.Namespace) -> bool:
 
 
 def object_settings(args: argparse.Namespace, model_shape: str) -> ObjectConfig:
-    """The object settings ``predict`` was given: a shape (the model's by default), a threshold and splitting."""
-    given = {name: getattr(args, name) for name in ("threshold", "split") if getattr(args, name) is not None}
+    """The object settings ``predict`` was given: a shape (the model's by default), threshold, splitting, growing."""
+    names = ("threshold", "split", "grow")
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return ObjectConfig.for_shape(args.object_shape or model_shape, **given)
 
 
@@ -312,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="split touching round objects at necks, or keep them as the model separates them (default: as the "
         "objects painted whole showed best, else split)",
+    )
+    predict.add_argument(
+        "--grow",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="grow the objects above the threshold back over the pixels the model finds most probably object, "
+        "or keep only the pixels above it (default: as the objects painted whole showed best, else grow)",
     )
     predict.add_argument("--probabilities", action="store_true", help="also write class probabilities")
     predict.add_argument(

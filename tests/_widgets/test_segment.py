@@ -46,7 +46,7 @@ def test_the_confidence_can_be_set_and_the_rule_used_is_said(plugin, qtbot):
     assert segment.threshold.text() == "auto"
     assert segment.object_rule.text() == "chosen for the model when one is trained or loaded"
     set_model(viewer, load_starting_model(), "starting model")
-    assert segment.object_rule.text().startswith("threshold 0.7, touching objects split at necks")
+    assert segment.object_rule.text().startswith("threshold 0.7, touching objects split at necks, grown back")
     wait_for(qtbot, segment.segment())
     auto = np.array(viewer.layers["cells objects"].data)
     segment.threshold.setValue(0.95)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import dask
 import dask.array as da
 import numpy as np
@@ -176,6 +178,32 @@ def test_packed_cells_block_by_block():
             assert (objects > 0).all()
             assert len(np.unique(objects)) == len(np.unique(reference)) >= 0.95 * len(np.unique(cells))
             assert majority_agreement(reference, objects) > 0.995
+
+
+def nuclei_probabilities(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Touching synthetic nuclei and (2, H, W) probabilities, sure of their cores and unsure at their rims."""
+    from scipy import ndimage
+    from skimage.segmentation import find_boundaries
+
+    _, truth = synthetic_nuclei(SyntheticConfig(shape=(300, 420), density=0.3, touching=0.6), seed=seed)
+    inside = (truth > 0) & ~find_boundaries(truth, mode="inner")
+    objects = np.clip(ndimage.gaussian_filter(inside.astype(np.float32), 1.2) * 1.15, 0, 1)
+    return truth, np.stack([1 - objects, objects]).astype(np.float32)
+
+
+def test_grown_objects_block_by_block():
+    _, probabilities = nuclei_probabilities(seed=3)
+    lazy_probabilities = da.from_array(probabilities[None], chunks=(1, 2, 100, 170))
+    classes = probabilities_to_classes(probabilities)
+    config = ObjectConfig.for_shape("connected", threshold=0.9, grow=True)
+    reference = classes_to_objects(classes, config, probabilities)
+    assert (reference > 0).sum() > (classes_to_objects(classes, replace(config, grow=False), probabilities) > 0).sum()
+    objects = lazy_objects(lazy_probabilities, config, overlap=48)[0].compute()[0]
+    assert crossing_objects(objects, ((100, 100, 100), (170, 250))) >= 5
+    # the same objects over the same pixels; where two meet, a pixel may go to the other (ties of the watershed)
+    assert np.array_equal(objects > 0, reference > 0)
+    assert len(np.unique(objects)) == len(np.unique(reference))
+    assert majority_agreement(reference, objects) > 0.998
 
 
 def test_objects_larger_than_the_overlap_are_merged_across_block_borders():

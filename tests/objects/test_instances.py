@@ -53,10 +53,45 @@ def test_objects_keep_only_confident_pixels():
     probs[1][classes == 2] = 0.6
     probs[1][7:13, 7:13] = 0.99
     probs[0] = 1 - probs[1]
-    objects = classes_to_objects(classes, ObjectConfig(threshold=0.9), probs)
+    objects = classes_to_objects(classes, ObjectConfig(threshold=0.9), probs)  # a threshold set: no growing
     assert (objects > 0).sum() == 36
+    assert (classes_to_objects(classes, ObjectConfig(threshold=0.9, grow=True), probs) > 0).sum() == 100
+    assert ObjectConfig().grows and not ObjectConfig(threshold=0.9).grows
     assert (classes_to_objects(classes, ObjectConfig(threshold=0.5), probs) > 0).sum() == 100
     assert (classes_to_objects(classes, ObjectConfig(threshold=0.9)) > 0).sum() == 100  # no probabilities
+
+
+def _touching_rods_with_unsure_rims():
+    """Two rods end to end and a lone blob, the network sure of their cores and unsure of their last pixels.
+
+    The background probability peaks on the line where the rods meet (the separation the network learned).
+    """
+    classes = np.zeros((40, 100), np.uint8)
+    classes[12:24, 10:90] = 2  # the rods touch at column 50
+    classes[30:34, 92:96] = 2  # unsure everywhere: no confident core
+    core = np.zeros(classes.shape, bool)
+    core[14:22, 12:47] = core[14:22, 53:88] = True
+    probs = np.zeros((2, *classes.shape), np.float32)
+    probs[1] = np.where(core, 0.99, np.where(classes > 0, 0.7, 0.1))
+    probs[1][12:24, 49:51] = 0.55  # the line between them, still most probably an object
+    probs[0] = 1 - probs[1]
+    return classes, probs
+
+
+def test_grown_objects_take_back_their_unsure_rims_and_meet_where_the_network_separates_them():
+    classes, probs = _touching_rods_with_unsure_rims()
+    confident = classes_to_objects(classes, ObjectConfig(threshold=0.95, split=False, grow=False), probs)
+    grown = classes_to_objects(classes, ObjectConfig(threshold=0.95, split=False, grow=True), probs)
+    assert confident.max() == grown.max() == 2
+    assert (confident > 0).sum() == 2 * 8 * 35
+    assert (grown > 0).sum() == 12 * 80  # every pixel of the rods, none of the blob without a core
+    assert grown[30:34, 92:96].max() == 0
+    left, right = grown[18, 20], grown[18, 80]
+    assert left != right
+    assert (grown[12:24, 10:49] == left).all() and (grown[12:24, 51:90] == right).all()
+    # the argmax would merge them: growing keeps the separation the confident cores made
+    assert classes_to_objects(classes, ObjectConfig(threshold=0.5, split=False), probs).max() == 2  # blob too
+    assert len(np.unique(classes_to_objects(classes, ObjectConfig(threshold=0.5, split=False), probs)[12:24])) == 2
 
 
 def test_per_component_splitting_matches_the_whole_image_watershed():

@@ -49,7 +49,8 @@ def test_rules_chosen_from_objects_painted_whole_win_and_split_is_decided():
 def test_the_object_rule_is_described_with_where_it_came_from():
     model = new_model("light", ["nucleus"])
     assert describe_object_rule(model, ObjectConfig()) == (
-        "threshold 0.95, touching objects split at necks: the defaults for a model trained on scribbles"
+        "threshold 0.95, touching objects split at necks, grown back over the foreground: "
+        "the defaults for a model trained on scribbles"
     )
     model.history.append({"steps": 10, "outlined_fraction": 0.19})
     assert describe_object_rule(model, ObjectConfig()).endswith("last trained on whole outlined objects")

@@ -60,8 +60,27 @@ def test_with_few_objects_painted_the_rule_that_gives_back_their_outlines_wins()
     probabilities = np.stack([1 - inside, inside]).astype(np.float32)
     classes = (inside > 0.5).astype(np.uint8) * 2
     rule = _best_rule("round", [(truth, probabilities, classes, painted_around(truth))])
-    # every threshold finds the 3 objects (F1@0.5 is 1.0 for all: IoU 64/121 at 0.5); only 0.8 fits them
-    assert (rule["threshold"], rule["split"], rule["f1"]) == (0.8, False, 1.0)
+    # every threshold finds the 3 objects (F1@0.5 is 1.0 for all: IoU 64/121 at 0.5); only 0.8 fits them,
+    # without growing them back to the argmax
+    assert (rule["threshold"], rule["split"], rule["grow"], rule["f1"]) == (0.8, False, False, 1.0)
+    assert rule["score"] > 0.95
+
+
+def test_objects_the_network_is_unsure_at_the_rims_of_are_grown_back():
+    truth = np.zeros((40, 80), np.int32)
+    yy, xx = np.mgrid[:40, :80]
+    inside = np.full(truth.shape, 0.1)
+    for k, cx in enumerate((22, 38, 60)):
+        distance = np.hypot(yy - 20, xx - cx)
+        truth[(distance <= 8) & (truth == 0)] = k + 1
+        inside = np.where(distance <= 8, np.maximum(inside, 0.65), inside)
+        inside = np.where(distance <= 5, 0.99, inside)
+    inside[(truth == 1) & (np.roll(truth, -1, axis=1) == 2)] = 0.55  # where the first two touch: unsure
+    probabilities = np.stack([1 - inside, inside]).astype(np.float32)
+    classes = (inside > 0.5).astype(np.uint8) * 2  # the first two merged
+    rule = _best_rule("round", [(truth, probabilities, classes, painted_around(truth))])
+    # a threshold separates the touching pair; growing gives each back the rim the network is unsure of
+    assert rule["threshold"] > 0.5 and rule["grow"] is True and rule["f1"] == 1.0
     assert rule["score"] > 0.95
 
 

@@ -173,7 +173,10 @@ def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) ->
     n_planes, _, height, width = probabilities.shape
     _, _, chunks_y, chunks_x = probabilities.chunks
     confident = probabilities.map_blocks(classes_block, config.threshold, drop_axis=1, dtype=np.uint8)
-    background = [probabilities[:, 0]] if config.fill else []  # what objects grow along
+    grow = config.grows and config.threshold is not None and config.threshold > 0.5  # as plane_objects does
+    background = [probabilities[:, 0]] if config.fill or grow else []  # what objects grow along
+    if grow:  # and over
+        background.append(probabilities.map_blocks(classes_block, drop_axis=1, dtype=np.uint8))
     dtype = object_ids_dtype(n_planes * height * width)
     rim = min(1, overlap)  # each block also gives its view of the first row and column of its neighbours
 
@@ -255,8 +258,9 @@ def segment_lazy(
     Classes and probabilities equal those of :func:`napari_unet.predict.segment.segment` (both normalise with
     the percentiles of the same regular sample), and so do the objects up to their ids, for objects
     that span less than the overlap (larger ones are cut at block borders until merged with
-    ``border_pairs``); packed cells (``ObjectConfig.fill``) grow within each block and its overlap, so a
-    pixel on a membrane may go to the neighbouring cell. Compute everything that is wanted in one
+    ``border_pairs``); packed cells (``ObjectConfig.fill``) and objects grown back over the foreground
+    (``ObjectConfig.grow``) grow within each block and its overlap, so a pixel where two meet may go to
+    the other one. Compute everything that is wanted in one
     ``dask.compute`` or ``dask.array.store`` call: the network runs once per block.
     """
     model = copy.deepcopy(model)  # a snapshot: the result is that of the model as it is now, whenever computed

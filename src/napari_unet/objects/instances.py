@@ -138,11 +138,13 @@ def plane_objects(
     out = np.zeros(classes.shape, dtype=np.uint32)
     count = 0
     threshold = THRESHOLD_SCRIBBLED if config.threshold is None else config.threshold
+    confident_only = probabilities is not None and threshold > 0.5
     for value in class_values(classes):
-        mask = classes == value
-        if probabilities is not None and threshold > 0.5:
-            mask &= probabilities[value - 1] >= threshold
+        region = classes == value
+        mask = region & (probabilities[value - 1] >= threshold) if confident_only else region
         labels, n = split_mask(mask, config, config.min_size)
+        if config.grows and confident_only and n:
+            labels = grow_plane(labels, region, probabilities[0])
         if count == 0:
             np.copyto(out, labels, casting="unsafe")  # the ids are positive
         else:
@@ -152,6 +154,16 @@ def plane_objects(
     if config.fill:
         out = fill_plane(out, classes == 0 if probabilities is None else probabilities[0])
     return out, count
+
+
+def grow_plane(labels: np.ndarray, region: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Grow ``labels`` (the confident objects) over the pixels of ``region`` (their class) connected to them.
+
+    Each pixel goes to the object it can be reached from over the lowest background probability, so
+    touching objects meet where the network is least sure they are one; pixels of the region that no
+    object reaches stay 0.
+    """
+    return watershed(background.astype(np.float32), labels, mask=region).astype(labels.dtype)
 
 
 def fill_plane(labels: np.ndarray, background: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ def painted_object_rules(model: Model) -> dict | None:
 
 
 def object_config_for(model: Model, config: ObjectConfig) -> ObjectConfig:
-    """``config`` with the threshold and splitting it leaves open (None) chosen for ``model``.
+    """``config`` with the threshold, splitting and growing it leaves open (None) chosen for ``model``.
 
     Where objects were painted whole (with *Paint whole objects*, or as corrections), the rule of
     ``config``'s shape that best gave them back at the end of training
@@ -49,13 +49,17 @@ def object_config_for(model: Model, config: ObjectConfig) -> ObjectConfig:
     rules = painted_object_rules(model)
     if rules is not None and config.shape in rules:
         chosen = rules[config.shape]
+        split = chosen["split"] if config.split is None else config.split
+        # rules chosen before growing was one of the candidates were chosen without it
+        grow = chosen.get("grow", False) if config.grow is None else config.grow
         threshold = chosen["threshold"] if config.threshold is None else config.threshold
-        return replace(config, threshold=threshold, split=chosen["split"] if config.split is None else config.split)
+        return replace(config, threshold=threshold, split=split, grow=grow)
     if config.threshold is not None:
-        return replace(config, split=config.splits)
+        return replace(config, split=config.splits, grow=config.grows)
     session = _calibrating_session([entry for entry in model.history if "outlined_fraction" in entry])
     outlined = session is not None and session["outlined_fraction"] >= OUTLINED_FRACTION
-    return replace(config, threshold=THRESHOLD_OUTLINED if outlined else THRESHOLD_SCRIBBLED, split=config.splits)
+    threshold = THRESHOLD_OUTLINED if outlined else THRESHOLD_SCRIBBLED
+    return replace(config, threshold=threshold, split=config.splits, grow=config.grows)
 
 
 def describe_object_rule(model: Model, config: ObjectConfig) -> str:
@@ -71,6 +75,8 @@ def describe_object_rule(model: Model, config: ObjectConfig) -> str:
     )
     if chosen.fill:
         rule += ", cells grown to the predicted boundaries"
+    elif chosen.grows and chosen.threshold > 0.5:
+        rule += ", grown back over the foreground"
     rules = painted_object_rules(model)
     if rules is not None and config.shape in rules:
         found = rules[config.shape]

@@ -81,10 +81,21 @@ def whole_objects(annotation: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def candidates(shape: str) -> list[ObjectConfig]:
-    """The rules tried for an object shape, most preferred first (no splitting, then low thresholds)."""
+    """The rules tried for an object shape, most preferred first (no splitting, low thresholds, grown back).
+
+    Above 0.5 each threshold is tried with its objects grown back over the foreground and without: growing
+    gives back the rims a network is unsure of, and not growing lets a threshold trim a network that is
+    sure beyond the painted outlines.
+    """
     base = ObjectConfig.for_shape(shape)
     splits = (False, True) if base.split is None else (base.split,)
-    return [ObjectConfig.for_shape(shape, threshold=t, split=s) for s in splits for t in THRESHOLDS]
+    grows = (True, False) if base.grow is None else (base.grow,)
+    return [
+        ObjectConfig.for_shape(shape, threshold=t, split=s, grow=g)
+        for s in splits
+        for t in THRESHOLDS
+        for g in (grows if t > 0.5 else (False,))
+    ]
 
 
 def match_counts(truth: np.ndarray, objects: np.ndarray, painted: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -132,7 +143,7 @@ def choose_object_rules(net: torch.nn.Module, data: TrainingData, device: torch.
     Returns
     -------
     dict or None
-        ``{"painted_objects": n, "round": {"threshold": t, "split": s, "f1": f}, "packed": ..., ...}``
+        ``{"painted_objects": n, "round": {"threshold": t, "split": s, "grow": g, "f1": f, "score": m}, ...}``
     """
     painted_predictor = PaintedPredictor(net, device, amp, data.n_classes)
     regions = _regions(data, painted_predictor.geom.halo)
@@ -166,4 +177,5 @@ def _best_rule(shape: str, predicted: list) -> dict:
         scores.append((config, round(float(f1[0]), 9), round(float(f1.mean()), 9)))
     best = max((f1, score) for _, f1, score in scores)
     config, f1, score = next(item for item in scores if (item[1], item[2]) == best)
-    return {"threshold": config.threshold, "split": bool(config.splits), "f1": round(f1, 4), "score": round(score, 4)}
+    rule = {"threshold": config.threshold, "split": bool(config.splits), "grow": bool(config.grows)}
+    return {**rule, "f1": round(f1, 4), "score": round(score, 4)}
