@@ -191,11 +191,12 @@ def nuclei_probabilities(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return truth, np.stack([1 - objects, objects]).astype(np.float32)
 
 
-def test_grown_objects_block_by_block():
+@pytest.mark.parametrize("grow_to", [0.5, 0.3])
+def test_grown_objects_block_by_block(grow_to):
     _, probabilities = nuclei_probabilities(seed=3)
     lazy_probabilities = da.from_array(probabilities[None], chunks=(1, 2, 100, 170))
     classes = probabilities_to_classes(probabilities)
-    config = ObjectConfig.for_shape("connected", threshold=0.9, grow=True)
+    config = ObjectConfig.for_shape("connected", threshold=0.9, grow=True, grow_to=grow_to)
     reference = classes_to_objects(classes, config, probabilities)
     assert (reference > 0).sum() > (classes_to_objects(classes, replace(config, grow=False), probabilities) > 0).sum()
     objects = lazy_objects(lazy_probabilities, config, overlap=48)[0].compute()[0]

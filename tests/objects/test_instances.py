@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
+from napari_unet.errors import InputError
 from napari_unet.objects.classes import probabilities_to_classes
 from napari_unet.objects.config import ObjectConfig
-from napari_unet.objects.instances import classes_to_objects, remove_small
+from napari_unet.objects.instances import classes_to_objects, reach_classes, remove_small
 from tests.conftest import tissue_probabilities
 
 
@@ -92,6 +93,33 @@ def test_grown_objects_take_back_their_unsure_rims_and_meet_where_the_network_se
     # the argmax would merge them: growing keeps the separation the confident cores made
     assert classes_to_objects(classes, ObjectConfig(threshold=0.5, split=False), probs).max() == 2  # blob too
     assert len(np.unique(classes_to_objects(classes, ObjectConfig(threshold=0.5, split=False), probs)[12:24])) == 2
+
+
+def test_objects_grow_below_the_argmax_only_as_far_as_asked():
+    classes, probs = _touching_rods_with_unsure_rims()
+    probs[1][11, 10:90] = probs[1][24, 10:90] = 0.3  # a row above and below: background, but not surely
+    probs[0] = 1 - probs[1]
+    at_argmax = classes_to_objects(classes, ObjectConfig(threshold=0.95, split=False, grow=True), probs)
+    deeper = classes_to_objects(classes, ObjectConfig(threshold=0.95, split=False, grow=True, grow_to=0.25), probs)
+    assert (at_argmax > 0).sum() == 12 * 80
+    assert (deeper > 0).sum() == 14 * 80  # the two rows joined, each to the rod beside it
+    assert deeper.max() == 2 and deeper[11, 20] == deeper[18, 20] != deeper[24, 80]
+    assert (classes_to_objects(classes, ObjectConfig(threshold=0.95, grow=True, grow_to=0.35), probs) > 0).sum() == 960
+
+
+def test_reach_classes_give_uncertain_background_to_the_most_probable_object_class():
+    probabilities = np.array([[0.9, 0.6, 0.5, 0.2], [0.05, 0.3, 0.1, 0.7], [0.05, 0.1, 0.4, 0.1]], np.float32)
+    probabilities = probabilities[:, None]  # (3 classes, 1, 4)
+    classes = probabilities_to_classes(probabilities)
+    assert classes.tolist() == [[0, 0, 0, 2]]
+    assert reach_classes(probabilities, classes, 0.5).tolist() == [[0, 0, 0, 2]]
+    assert reach_classes(probabilities, classes, 0.25).tolist() == [[0, 2, 3, 2]]
+
+
+@pytest.mark.parametrize("grow_to", [0.0, 0.6])
+def test_objects_grow_to_a_probability_up_to_a_half(grow_to):
+    with pytest.raises(InputError, match="grow"):
+        ObjectConfig(grow_to=grow_to)
 
 
 def test_per_component_splitting_matches_the_whole_image_watershed():

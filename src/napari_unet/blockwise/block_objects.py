@@ -7,7 +7,14 @@ from scipy import ndimage
 
 from napari_unet.objects.classes import channel_argmax
 from napari_unet.objects.config import ObjectConfig
-from napari_unet.objects.instances import context_box, fill_plane, grow_plane, split_component, split_margin
+from napari_unet.objects.instances import (
+    context_box,
+    fill_plane,
+    grow_plane,
+    reach_classes,
+    split_component,
+    split_margin,
+)
 from napari_unet.objects.peaks import peak_plateau_counts
 
 
@@ -41,7 +48,7 @@ def classes_block(probabilities: np.ndarray, threshold: float | None = None) -> 
 def objects_block(
     confident: np.ndarray,
     background: np.ndarray | None = None,
-    foreground: np.ndarray | None = None,
+    reach: np.ndarray | None = None,
     *,
     config: ObjectConfig,
     overlap: int,
@@ -56,8 +63,8 @@ def objects_block(
     With ``config.fill``, ``background`` (the background probability over the same context) is what the
     objects grow along; every object of the context competes for the core's pixels, so a pixel goes to
     the same object as in memory unless the object that wins it there lies beyond the overlap. With
-    ``config.grow``, ``foreground`` (the most probable classes, unthresholded) is what each class's
-    objects grow over, along ``background`` in the same way. With
+    ``config.grow``, ``reach`` (:func:`reach_block`) is what each class's objects grow over, along
+    ``background`` in the same way. With
     ``rim``, the result also covers that many pixels of each neighbouring block (this block's view of
     them: where it disagrees with the neighbour's own, an object was cut; see :func:`disagreements`).
     """
@@ -69,18 +76,23 @@ def objects_block(
     (r_top, r_bottom), (r_left, r_right) = block_margins(iy, grid[1], rim), block_margins(ix, grid[2], rim)
     region = (slice(top - r_top, top + height + r_bottom), slice(left - r_left, left + width + r_right))
     origin = (y0 - top, x0 - left)
-    grow = foreground is not None
+    grow = reach is not None
     # filling and growing need the neighbours' objects too
     seeds = (slice(None), slice(None)) if config.fill or grow else region
     ids = np.zeros(context.shape, dtype=np.uint64)
     for value in np.unique(context[seeds][context[seeds] > 0]):
         found = class_objects(context == value, seeds, origin, config, image_shape, plane)
         if grow:  # the classes do not overlap, nor what each grows over
-            found = grow_ids(found, foreground[0] == value, background[0])
+            found = grow_ids(found, reach[0] == value, background[0])
         ids[seeds] |= found
     if config.fill:
         ids = fill_ids(ids, background[0])
     return ids[region].astype(ids_dtype)[None]
+
+
+def reach_block(probabilities: np.ndarray, grow_to: float) -> np.ndarray:
+    """The class whose objects may grow over each pixel (1, h, w) of a probability block (:func:`reach_classes`)."""
+    return reach_classes(probabilities[0], classes_block(probabilities)[0], grow_to)[None]
 
 
 def trim_rim(block: np.ndarray, rim: int, grid: tuple[tuple[int, ...], ...], block_id=None) -> np.ndarray:

@@ -31,6 +31,7 @@ from napari_unet.blockwise.block_objects import (
     disagreements,
     object_ids_dtype,
     objects_block,
+    reach_block,
     trim_rim,
 )
 from napari_unet.blockwise.config import BlockConfig
@@ -173,10 +174,11 @@ def lazy_objects(probabilities: da.Array, config: ObjectConfig, overlap: int) ->
     n_planes, _, height, width = probabilities.shape
     _, _, chunks_y, chunks_x = probabilities.chunks
     confident = probabilities.map_blocks(classes_block, config.threshold, drop_axis=1, dtype=np.uint8)
-    grow = config.grows and config.threshold is not None and config.threshold > 0.5  # as plane_objects does
+    # as plane_objects does (the threshold is set: object_config_for chose it)
+    grow = config.grows and config.threshold is not None and (config.threshold > 0.5 or config.grow_to < 0.5)
     background = [probabilities[:, 0]] if config.fill or grow else []  # what objects grow along
     if grow:  # and over
-        background.append(probabilities.map_blocks(classes_block, drop_axis=1, dtype=np.uint8))
+        background.append(probabilities.map_blocks(reach_block, config.grow_to, drop_axis=1, dtype=np.uint8))
     dtype = object_ids_dtype(n_planes * height * width)
     rim = min(1, overlap)  # each block also gives its view of the first row and column of its neighbours
 

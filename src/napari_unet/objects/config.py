@@ -58,6 +58,12 @@ class ObjectConfig:
         showed best, else grow. On synthetic images (benchmarks/object_defaults.py, 3 seeds, scored on the painted
         image), at the default thresholds: nuclei after scribbles F1 0.881 (without: 0.875), rods after
         scribbles 0.368 (0.283), nuclei painted whole 0.975 (0.964).
+    grow_to : float
+        Smallest probability of their class for pixels that objects grow over, where the background is
+        the most probable class (0.5: the argmax only). Training weighs painted background more than
+        objects (class balance, border weights), which moves the argmax inside the painted outlines: a
+        quarter of a rod's width after a few rods painted whole. Chosen with ``threshold`` from the
+        objects painted whole (:mod:`napari_unet.train.object_rules`).
     """
 
     threshold: float | None = None
@@ -67,10 +73,13 @@ class ObjectConfig:
     min_size: int = 16
     fill: bool = False
     grow: bool | None = None
+    grow_to: float = 0.5
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise InputError(f"the object threshold is a probability between 0 and 1, not {self.threshold:g}")
+        if not 0.0 < self.grow_to <= 0.5:
+            raise InputError(f"objects grow to pixels at least 0 to 0.5 probable, not {self.grow_to:g}")
 
     @classmethod
     def for_shape(cls, shape: str, **settings) -> ObjectConfig:

@@ -7,7 +7,7 @@ from scipy import ndimage
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
-from napari_unet.objects.classes import class_values
+from napari_unet.objects.classes import channel_argmax, class_values
 from napari_unet.objects.config import THRESHOLD_SCRIBBLED, ObjectConfig
 from napari_unet.objects.peaks import CROSS, THREADS, centre_height, context_margin, peak_plateau_counts
 
@@ -139,12 +139,14 @@ def plane_objects(
     count = 0
     threshold = THRESHOLD_SCRIBBLED if config.threshold is None else config.threshold
     confident_only = probabilities is not None and threshold > 0.5
+    grows = probabilities is not None and config.grows and (confident_only or config.grow_to < 0.5)
+    reach = reach_classes(probabilities, classes, config.grow_to) if grows else None
     for value in class_values(classes):
         region = classes == value
         mask = region & (probabilities[value - 1] >= threshold) if confident_only else region
         labels, n = split_mask(mask, config, config.min_size)
-        if config.grows and confident_only and n:
-            labels = grow_plane(labels, region, probabilities[0])
+        if grows and n:
+            labels = grow_plane(labels, reach == value, probabilities[0])
         if count == 0:
             np.copyto(out, labels, casting="unsafe")  # the ids are positive
         else:
@@ -154,6 +156,24 @@ def plane_objects(
     if config.fill:
         out = fill_plane(out, classes == 0 if probabilities is None else probabilities[0])
     return out, count
+
+
+def reach_classes(probabilities: np.ndarray, classes: np.ndarray, grow_to: float) -> np.ndarray:
+    """The class whose objects may grow over each pixel (0: none), for :func:`grow_plane`.
+
+    A pixel's most probable class; where that is the background, the most probable object class if
+    it is at least ``grow_to`` probable (below 0.5, objects grow past the argmax: a network trained
+    with painted background weighing more than objects, as class balance and border weights make it,
+    puts the argmax inside the painted outlines).
+    """
+    reach = np.array(classes, dtype=np.uint8, copy=True)
+    if grow_to >= 0.5 or len(probabilities) < 2:
+        return reach
+    best = channel_argmax(probabilities[1:], axis=0)
+    chosen = np.take_along_axis(probabilities[1:], best[None].astype(np.intp), axis=0)[0]
+    joins = (reach == 0) & (chosen >= grow_to)
+    reach[joins] = best[joins] + 2
+    return reach
 
 
 def grow_plane(labels: np.ndarray, region: np.ndarray, background: np.ndarray) -> np.ndarray:

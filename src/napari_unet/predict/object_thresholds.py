@@ -52,8 +52,10 @@ def object_config_for(model: Model, config: ObjectConfig) -> ObjectConfig:
         split = chosen["split"] if config.split is None else config.split
         # rules chosen before growing was one of the candidates were chosen without it
         grow = chosen.get("grow", False) if config.grow is None else config.grow
-        threshold = chosen["threshold"] if config.threshold is None else config.threshold
-        return replace(config, threshold=threshold, split=split, grow=grow)
+        if config.threshold is not None:
+            return replace(config, split=split, grow=grow)
+        grow_to = chosen.get("grow_to", 0.5)
+        return replace(config, threshold=chosen["threshold"], split=split, grow=grow, grow_to=grow_to)
     if config.threshold is not None:
         return replace(config, split=config.splits, grow=config.grows)
     session = _calibrating_session([entry for entry in model.history if "outlined_fraction" in entry])
@@ -75,6 +77,8 @@ def describe_object_rule(model: Model, config: ObjectConfig) -> str:
     )
     if chosen.fill:
         rule += ", cells grown to the predicted boundaries"
+    elif chosen.grows and chosen.grow_to < 0.5:
+        rule += f", grown over the pixels at least {chosen.grow_to:g} probable"
     elif chosen.grows and chosen.threshold > 0.5:
         rule += ", grown back over the foreground"
     rules = painted_object_rules(model)

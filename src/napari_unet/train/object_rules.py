@@ -5,7 +5,7 @@ network learns where one object ends and the next begins. A rule that cuts its o
 distance splitting) or a threshold that erodes them throws that away; these are kept only where the
 objects painted whole show that they help. At the end of a training run, the trained network predicts
 the painted planes around those objects, every candidate rule makes objects from the prediction, and
-each named object shape keeps the rule whose objects match the painted ones best.
+the object shape the model is used with keeps the rule whose objects match the painted ones best.
 
 "Best" is the highest F1 at IoU 0.5 on the painted objects; among rules that tie there, the highest F1
 averaged over IoU thresholds from 0.5 to 0.9 (:data:`IOU_THRESHOLDS`, the Data Science Bowl's score). A
@@ -16,6 +16,8 @@ the lowest threshold). Chosen on synthetic data, never the evaluation images: se
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -39,6 +41,9 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 #: when ties within one object went to no splitting, 0.849 for exact ties only, and 0.832 for the mean F1
 #: over these thresholds alone (it splits rods). Without any choice (scribble defaults): 0.730.
 IOU_THRESHOLDS = tuple(round(0.5 + 0.05 * k, 2) for k in range(9))
+
+#: How far below the argmax objects may grow, tried for the best rule of :func:`candidates` (0.5: not below).
+GROW_TO = (0.35, 0.2)
 
 #: Fewest objects painted whole for a choice; fewer say too little.
 MIN_OBJECTS = 3
@@ -135,15 +140,23 @@ def _regions(data: TrainingData, halo: int) -> list[tuple[int, np.ndarray]]:
     return regions
 
 
-def choose_object_rules(net: torch.nn.Module, data: TrainingData, device: torch.device, amp: bool) -> dict | None:
-    """The rule of every object shape that best gives back the objects painted whole, or None if too few.
+def choose_object_rules(
+    net: torch.nn.Module,
+    data: TrainingData,
+    device: torch.device,
+    amp: bool,
+    shapes: tuple[str, ...] = tuple(OBJECT_SHAPES),
+) -> dict | None:
+    """The rule of each of ``shapes`` that best gives back the objects painted whole, or None if too few.
 
-    ``net`` (on ``device``, in eval mode) predicts the painted planes around those objects.
+    ``net`` (on ``device``, in eval mode) predicts the painted planes around those objects. A shape
+    without a rule falls back to the defaults (:func:`napari_unet.predict.object_thresholds.object_config_for`).
 
     Returns
     -------
     dict or None
-        ``{"painted_objects": n, "round": {"threshold": t, "split": s, "grow": g, "f1": f, "score": m}, ...}``
+        ``{"painted_objects": n, "round": {"threshold": t, "split": s, "grow": g, "grow_to": p, "f1": f,
+        "score": m}, ...}``
     """
     painted_predictor = PaintedPredictor(net, device, amp, data.n_classes)
     regions = _regions(data, painted_predictor.geom.halo)
@@ -156,18 +169,15 @@ def choose_object_rules(net: torch.nn.Module, data: TrainingData, device: torch.
         painted = np.maximum(plane.labels, plane.val_labels)[box] > UNLABELLED
         predicted.append((truth[box], probabilities, probabilities_to_classes(probabilities), painted))
     rules: dict = {"painted_objects": sum(int(truth.max()) for truth, *_ in predicted)}
-    for shape in OBJECT_SHAPES:
+    for shape in shapes:
         rules[shape] = _best_rule(shape, predicted)
     return rules
 
 
-def _best_rule(shape: str, predicted: list) -> dict:
-    """The rule of ``shape`` whose objects best match the painted ones: F1@0.5, then mean F1 over IoU thresholds.
-
-    Exact ties go to the most preferred rule (:func:`candidates`).
-    """
+def _scores(configs: list[ObjectConfig], predicted: list) -> list[tuple[ObjectConfig, float, float]]:
+    """(rule, F1@0.5, mean F1 over :data:`IOU_THRESHOLDS`) of each rule on the painted objects."""
     scores = []
-    for config in candidates(shape):
+    for config in configs:
         matches, n_true, n_judged = np.zeros(len(IOU_THRESHOLDS)), 0, 0
         for truth, probabilities, classes, painted in predicted:
             objects, _ = plane_objects(classes, config, probabilities)
@@ -175,7 +185,24 @@ def _best_rule(shape: str, predicted: list) -> dict:
             matches, n_true, n_judged = matches + found, n_true + true, n_judged + judged
         f1 = 2 * matches / max(n_true + n_judged, 1)
         scores.append((config, round(float(f1[0]), 9), round(float(f1.mean()), 9)))
+    return scores
+
+
+def _winner(scores: list[tuple[ObjectConfig, float, float]]) -> tuple[ObjectConfig, float, float]:
+    """The best F1@0.5, ties to the best mean F1 over IoU thresholds, exact ties to the earliest."""
     best = max((f1, score) for _, f1, score in scores)
-    config, f1, score = next(item for item in scores if (item[1], item[2]) == best)
+    return next(item for item in scores if (item[1], item[2]) == best)
+
+
+def _best_rule(shape: str, predicted: list) -> dict:
+    """The rule of ``shape`` whose objects best match the painted ones: F1@0.5, then mean F1 over IoU thresholds.
+
+    Exact ties go to the most preferred rule (:func:`candidates`). Then, for the rule found, objects
+    grown below the argmax (:data:`GROW_TO`) are tried, kept only if they match better.
+    """
+    config, f1, score = _winner(_scores(candidates(shape), predicted))
+    if ObjectConfig.for_shape(shape).grow is None:
+        deeper = [replace(config, grow=True, grow_to=grow_to) for grow_to in GROW_TO]
+        config, f1, score = _winner([(config, f1, score), *_scores(deeper, predicted)])
     rule = {"threshold": config.threshold, "split": bool(config.splits), "grow": bool(config.grows)}
-    return {**rule, "f1": round(f1, 4), "score": round(score, 4)}
+    return {**rule, "grow_to": config.grow_to, "f1": round(f1, 4), "score": round(score, 4)}
