@@ -297,3 +297,23 @@ def test_a_retrain_learns_first_where_the_network_is_wrong(tiny_model, scribbled
     in_box[box] = True
     assert focus[in_box].sum() >= 0.8 * painted[in_box].sum()  # the swapped pixels are wrong now
     assert focus[~in_box].sum() <= 0.3 * painted[~in_box].sum()  # the rest much less
+
+
+def test_slow_validations_are_spaced_to_a_tenth_of_the_time(tiny_model, scribbled, monkeypatch):
+    import time
+
+    from napari_unet.train.config import Validation
+
+    image, annotation, _ = scribbled
+    calls = []
+
+    def slow_validation(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.3)  # far longer than ten steps of this run
+        return Validation(loss=0.1, iou=0.9, pixels=10)
+
+    monkeypatch.setattr(trainer, "validate", slow_validation)
+    config = TrainConfig(steps=30, batch_size=2, patch_size=60, validate_every=3, device="cpu")
+    records = list(fit(tiny_model, [image], [annotation], config))
+    assert records[-1].validation is not None  # there is always one at the end
+    assert 2 <= len(calls) < 5  # not ten: each spaced so that validating takes about a tenth of the time

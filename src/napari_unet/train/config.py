@@ -50,7 +50,8 @@ class TrainConfig:
     val_fraction : float
         Share of the painted pixels held out for validation.
     validate_every : int
-        Steps between validations (there is always one at the end).
+        Steps between validations (there is always one at the end), or more where validating would take
+        over a tenth of the time (see :meth:`napari_unet.train.loop.TrainingRun.validate`).
     painted_fraction : float
         Share of patches centred near a painted pixel.
     focus_fraction : float

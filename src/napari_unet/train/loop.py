@@ -54,6 +54,10 @@ def make_optimizer(net: torch.nn.Module, config: TrainConfig, fused: bool = Fals
     )
 
 
+#: Most of a run's time spent validating: validations are spaced further than ``validate_every`` if need be.
+VALIDATION_SHARE = 0.1
+
+
 @dataclass
 class LaunchedStep:
     """An optimisation step whose work is queued on the device and whose loss has not been read yet.
@@ -106,6 +110,8 @@ class TrainingRun:
         self.step = 0
         self.loss = float("nan")
         self.last_validation: Validation | None = None
+        #: the step of the next validation during the run (:meth:`validate` spaces them)
+        self.next_validation = config.validate_every
         #: object rules chosen from the objects painted whole at the end of the run (None: none chosen)
         self.object_rules: dict | None = None
         #: share of the painted pixels a trained model got wrong when the run started (None: not measured)
@@ -303,7 +309,7 @@ class TrainingRun:
                     self.step += 1
                     self.loss = value
                     validation = None
-                    if self.step % self.config.validate_every == 0:
+                    if self.step >= self.next_validation:
                         validation = self.validate()
                         self.good_state = copy.deepcopy(self.net.state_dict())
                     yield self.record(lr, validation)
@@ -326,13 +332,23 @@ class TrainingRun:
         yield self.record(learning_rate_at(self.fraction(), self.config), validation, done=True)
 
     def validate(self) -> Validation | None:
-        """Score the held-out painted pixels (None if there are none, or no memory is left for it)."""
+        """Score the held-out painted pixels (None if there are none, or no memory is left for it).
+
+        The next validation comes ``validate_every`` steps later, or later still so that validating
+        takes at most :data:`VALIDATION_SHARE` of the time: on 20 ISBI slices on a 2-core CPU one takes
+        3.6 s, a third of a 300-step retrain when made every 100 steps.
+        """
         self.net.eval()
+        start = time.perf_counter()
         try:
             self.last_validation = validate(self.net, self.data, self.device, self.amp)
         except torch.OutOfMemoryError:
             devices.release(self.device)
             return None
+        seconds = time.perf_counter() - start
+        step_seconds = (start - self.start) / max(self.step, 1)
+        spacing = seconds * (1 - VALIDATION_SHARE) / VALIDATION_SHARE / max(step_seconds, 1e-9)
+        self.next_validation = self.step + max(self.config.validate_every, math.ceil(spacing))
         return self.last_validation
 
     def focus_on_mistakes(self) -> float:
