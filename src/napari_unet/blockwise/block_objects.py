@@ -161,10 +161,15 @@ def relabel(ids: np.ndarray, keys: np.ndarray, roots: np.ndarray) -> np.ndarray:
     return out
 
 
+def compact_markers(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ids sorted with 0 first, and ``ids`` as int32 indices into them: markers a watershed takes."""
+    lookup = np.union1d(np.zeros(1, ids.dtype), ids)
+    return lookup, np.searchsorted(lookup, ids).astype(np.int32)
+
+
 def fill_ids(ids: np.ndarray, background: np.ndarray) -> np.ndarray:
     """:func:`napari_unet.objects.instances.fill_plane` for arbitrary (uint64) ids."""
-    lookup = np.union1d(np.zeros(1, ids.dtype), ids)  # sorted, 0 first: compact markers for the watershed
-    markers = np.searchsorted(lookup, ids).astype(np.int32)
+    lookup, markers = compact_markers(ids)
     return lookup[fill_plane(markers, background)]
 
 
@@ -172,8 +177,7 @@ def grow_ids(ids: np.ndarray, region: np.ndarray, background: np.ndarray) -> np.
     """:func:`napari_unet.objects.instances.grow_plane` for arbitrary (uint64) ids."""
     if not ids.any():
         return ids
-    lookup = np.union1d(np.zeros(1, ids.dtype), ids)
-    markers = np.searchsorted(lookup, ids).astype(np.int32)
+    lookup, markers = compact_markers(ids)
     return lookup[grow_plane(markers, region, background)]
 
 
