@@ -41,7 +41,7 @@ def test_rules_chosen_from_objects_painted_whole_win_and_split_is_decided():
     assert (chosen.threshold, chosen.split) == (0.5, False)  # the painted objects showed splitting hurts
     assert object_config_for(model, ObjectConfig.for_shape("packed")).threshold == 0.6
     kept = object_config_for(model, ObjectConfig(threshold=0.8, split=True))
-    assert (kept.threshold, kept.split) == (0.8, True)  # a choice made is kept
+    assert (kept.threshold, kept.split, kept.grow) == (0.8, True, False)  # a choice made is kept, not grown
     model.history.append({"steps": 10, "outlined_fraction": 0.0})  # a later session chose nothing
     assert object_config_for(model, ObjectConfig()).split is False  # the last choice holds
 
@@ -64,3 +64,16 @@ def test_the_object_rule_is_described_with_where_it_came_from():
     packed = describe_object_rule(model, ObjectConfig.for_shape("packed", threshold=0.9))
     assert packed.startswith("threshold 0.9, touching objects kept as the model separates them, cells grown")
     assert packed.endswith("(F1 0.90 on them); threshold as set")
+
+
+def test_growing_follows_the_rule_chosen_and_a_threshold_set_by_hand_does_not_grow():
+    model = new_model("light", ["nucleus"])
+    model.history.append(session_with_rules(round_threshold=0.7, round_f1=0.9, packed_threshold=0.6))
+    assert object_config_for(model, ObjectConfig()).grow is False  # rules recorded before growing was tried
+    model.history[-1]["object_rules"]["round"].update(grow=True, grow_to=0.2)
+    chosen = object_config_for(model, ObjectConfig())
+    assert (chosen.threshold, chosen.grow, chosen.grow_to) == (0.7, True, 0.2)
+    assert "grown over the pixels at least 0.2 probable" in describe_object_rule(model, ObjectConfig())
+    assert object_config_for(model, ObjectConfig(threshold=0.9)).grow is False
+    assert object_config_for(model, ObjectConfig(threshold=0.9, grow=True)).grow is True
+    assert object_config_for(model, ObjectConfig(grow=False)).grow is False  # a choice made is kept

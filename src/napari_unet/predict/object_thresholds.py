@@ -50,10 +50,10 @@ def object_config_for(model: Model, config: ObjectConfig) -> ObjectConfig:
     if rules is not None and config.shape in rules:
         chosen = rules[config.shape]
         split = chosen["split"] if config.split is None else config.split
+        if config.threshold is not None:  # a threshold set by hand: only the pixels above it, unless grow is set
+            return replace(config, split=split, grow=config.grows)
         # rules chosen before growing was one of the candidates were chosen without it
         grow = chosen.get("grow", False) if config.grow is None else config.grow
-        if config.threshold is not None:
-            return replace(config, split=split, grow=grow)
         grow_to = chosen.get("grow_to", 0.5)
         return replace(config, threshold=chosen["threshold"], split=split, grow=grow, grow_to=grow_to)
     if config.threshold is not None:
