@@ -12,7 +12,8 @@ from napari_unet.objects.metrics import foreground_iou
 from napari_unet.train import loop as trainer
 from napari_unet.train.config import with_learning_rate
 from napari_unet.train.fit import prepare
-from napari_unet.train.loop import TrainingRun, make_optimizer
+from napari_unet.train.loop import TrainingRun
+from napari_unet.train.optimizers import make_optimizer
 from tests.conftest import cuda
 
 FAST = TrainConfig(steps=40, batch_size=4, patch_size=60, validate_every=20, device="cpu")

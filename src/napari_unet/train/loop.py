@@ -24,38 +24,10 @@ from napari_unet.train.config import TrainConfig, TrainProgress, Validation, lea
 from napari_unet.train.data import TrainingData
 from napari_unet.train.losses import weighted_cross_entropy
 from napari_unet.train.object_rules import choose_object_rules
+from napari_unet.train.optimizers import make_optimizer
 from napari_unet.train.painted_prediction import PaintedPredictor
 from napari_unet.train.patches import patch_geometry
-from napari_unet.train.validation import validate
-
-
-def make_optimizer(net: torch.nn.Module, config: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:
-    """AdamW, or the paper's SGD with momentum.
-
-    ``fused`` (for CUDA) gives the fused implementations, which take the gradient scaler's inf/NaN flag
-    on the device and skip the update there, so that the host never waits to learn whether to step.
-    """
-    if config.optimizer == "sgd":
-        sgd = torch.optim.SGD(
-            net.parameters(),
-            lr=config.learning_rate,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            fused=fused or None,
-        )
-        if fused and config.momentum:
-            # fused SGD's first step fills momentum buffers made by empty_like, so a first step skipped for
-            # inf/NaN gradients would leave garbage in them; zero buffers give the first step the same update
-            for p in net.parameters():
-                sgd.state[p]["momentum_buffer"] = torch.zeros_like(p)
-        return sgd
-    return torch.optim.AdamW(
-        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused or None
-    )
-
-
-#: Most of a run's time spent validating: validations are spaced further than ``validate_every`` if need be.
-VALIDATION_SHARE = 0.1
+from napari_unet.train.validation import next_validation_step, validate
 
 
 @dataclass
@@ -334,9 +306,7 @@ class TrainingRun:
     def validate(self) -> Validation | None:
         """Score the held-out painted pixels (None if there are none, or no memory is left for it).
 
-        The next validation comes ``validate_every`` steps later, or later still so that validating
-        takes at most :data:`VALIDATION_SHARE` of the time: on 20 ISBI slices on a 2-core CPU one takes
-        3.6 s, a third of a 300-step retrain when made every 100 steps.
+        The next validation comes ``validate_every`` steps later, or later (:func:`next_validation_step`).
         """
         self.net.eval()
         start = time.perf_counter()
@@ -345,10 +315,9 @@ class TrainingRun:
         except torch.OutOfMemoryError:
             devices.release(self.device)
             return None
-        seconds = time.perf_counter() - start
         step_seconds = (start - self.start) / max(self.step, 1)
-        spacing = seconds * (1 - VALIDATION_SHARE) / VALIDATION_SHARE / max(step_seconds, 1e-9)
-        self.next_validation = self.step + max(self.config.validate_every, math.ceil(spacing))
+        seconds = time.perf_counter() - start
+        self.next_validation = next_validation_step(self.step, self.config.validate_every, seconds, step_seconds)
         return self.last_validation
 
     def focus_on_mistakes(self) -> float:

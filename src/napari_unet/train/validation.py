@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from napari_unet.train.config import Validation
 from napari_unet.train.data import TrainingData
 from napari_unet.train.painted_prediction import PaintedPredictor
+
+#: Most of a run's time spent validating: validations are spaced further than ``validate_every`` if need be.
+VALIDATION_SHARE = 0.1
 
 
 def class_iou(predicted: np.ndarray, target: np.ndarray, values: list[int]) -> float:
@@ -45,3 +50,14 @@ def validate(
     loss = float(-np.mean(np.log(np.clip(np.concatenate(likelihood), 1e-7, 1.0))))
     iou = class_iou(p, t, list(range(2, data.n_classes + 1)))
     return Validation(loss=loss, iou=iou, pixels=len(t))
+
+
+def next_validation_step(step: int, validate_every: int, seconds: float, step_seconds: float) -> int:
+    """The step of the next validation after one at ``step`` that took ``seconds``.
+
+    ``validate_every`` steps later, or later still so that validating takes at most
+    :data:`VALIDATION_SHARE` of the time: on 20 ISBI slices on a 2-core CPU one validation takes 3.6 s,
+    a third of a 300-step retrain when made every 100 steps.
+    """
+    spacing = seconds * (1 - VALIDATION_SHARE) / VALIDATION_SHARE / max(step_seconds, 1e-9)
+    return step + max(validate_every, math.ceil(spacing))
